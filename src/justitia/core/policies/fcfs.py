@@ -1,0 +1,14 @@
+"""vLLM's default policy: requests in arrival order; the newest running request is preempted first."""
+
+from __future__ import annotations
+
+from justitia.core.policy import Key, Policy, Req
+
+
+class FCFS(Policy):
+    """First come, first served over *requests* (vLLM ``--scheduling-policy fcfs``)."""
+
+    name = "fcfs"
+
+    def key(self, req: Req) -> Key:
+        return (req.arrival_s, req.seq)

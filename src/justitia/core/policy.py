@@ -1,0 +1,237 @@
+"""The Policy interface: one implementation serves the simulator and the vLLM plugin (DESIGN §1).
+
+Engines tell a policy what happened (events) and ask it one question, :meth:`Policy.key`:
+
+* events — :meth:`Policy.app_arrived`, :meth:`Policy.request_arrived`, :meth:`Policy.served`
+  (service a request received over one or more iterations), :meth:`Policy.request_finished`
+  (finished *or* aborted), :meth:`Policy.app_finished`, and :meth:`Policy.tick` (time passes);
+* question — ``key(req)``: a totally ordered, deterministic sort key. Lower runs first. The engine
+  admits waiting requests in ascending key order and, when KV memory runs out, preempts the running
+  request with the *largest* key. Ties are broken by request arrival and the engine's sequence number.
+
+Everything engine-specific (blocks, token budgets, recompute, chunked prefill) stays in the engine.
+A request without an application is its own single-request application: the engine creates an
+:class:`AppInfo` for it (``app_id == req_id``).
+
+Keys of *static* policies change only on arrivals; *dynamic* policies (``dynamic_keys = True``:
+VTC, SJF, PLAS, ATLAS) change keys as service accrues, so engines re-sort before each decision.
+:attr:`Policy.version` increments whenever any key may have changed, so engines may cache orders.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+Key = tuple[Any, ...]
+
+
+@dataclass(slots=True)
+class AppInfo:
+    """What an engine knows about an application when it arrives.
+
+    ``cost_hint`` is a declared total cost in token·iterations (cost eq. 2): the true cost in the
+    simulator (the *oracle*), or ``vllm_xargs.app_cost_hint`` from a client. ``features`` are the
+    arrival-time features a predictor may use (type, first-stage calls, prompt lengths, hints).
+    """
+
+    app_id: str
+    arrival_s: float
+    weight: float = 1.0
+    app_type: str = "unknown"
+    cost_hint: float | None = None
+    features: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.app_id, str) or not self.app_id:
+            raise ValueError(f"app_id must be a non-empty string, got {self.app_id!r}")
+        if not (isinstance(self.weight, (int, float)) and math.isfinite(self.weight) and self.weight > 0):
+            raise ValueError(f"weight of application {self.app_id!r} must be a positive finite number, got {self.weight!r}")
+        if self.cost_hint is not None and not (math.isfinite(self.cost_hint) and self.cost_hint >= 0):
+            raise ValueError(f"cost_hint of application {self.app_id!r} must be a finite number >= 0, got {self.cost_hint!r}")
+
+
+@dataclass(slots=True, eq=False)
+class Req:
+    """A request as the policy sees it. Engines create one per request and keep it attached.
+
+    ``seq`` is the engine's monotonically increasing admission number (final tie-breaker);
+    ``stage`` / ``call_index`` locate the call inside its application (ATLAS's critical path).
+    """
+
+    req_id: str
+    app_id: str
+    arrival_s: float
+    seq: int
+    prompt_tokens: int = 0
+    stage: int = 0
+    call_index: int = 0
+
+
+class Estimator(Protocol):
+    """Estimates an application's total cost (token·iterations) at arrival (DESIGN §6)."""
+
+    name: str
+
+    def estimate(self, app: AppInfo) -> float: ...
+
+
+class Policy(ABC):
+    """Base class of every scheduling policy (DESIGN §1). Subclasses override what they need."""
+
+    name: ClassVar[str] = "base"
+    dynamic_keys: ClassVar[bool] = False
+
+    def __init__(self, capacity_tokens: float, iteration_s: float, estimator: Estimator | None = None) -> None:
+        if not (capacity_tokens > 0 and math.isfinite(capacity_tokens)):
+            raise ValueError(f"capacity_tokens must be a positive finite number, got {capacity_tokens!r}")
+        if not (iteration_s > 0 and math.isfinite(iteration_s)):
+            raise ValueError(f"iteration_s must be a positive finite number, got {iteration_s!r}")
+        self.capacity_tokens = float(capacity_tokens)
+        self.iteration_s = float(iteration_s)
+        self.estimator = estimator
+        self.apps: dict[str, AppInfo] = {}
+        self.version = 0
+
+    # ------------------------------------------------------------------ configuration
+    def set_capacity(self, capacity_tokens: float, iteration_s: float | None = None) -> None:
+        """Engines call this once they know the real KV capacity / iteration time (vLLM plugin)."""
+        self.capacity_tokens = float(capacity_tokens)
+        if iteration_s is not None:
+            self.iteration_s = float(iteration_s)
+        self.version += 1
+
+    # ------------------------------------------------------------------ events
+    def app_arrived(self, app: AppInfo, now: float) -> None:
+        """An application arrived (before any of its requests)."""
+        self.apps[app.app_id] = app
+        self.version += 1
+
+    def request_arrived(self, req: Req, now: float) -> None:
+        """A request of a known application entered the engine's waiting queue."""
+
+    def served(self, req: Req, prefill_tokens: int, decode_tokens: int, held_token_iters: float, now: float) -> None:
+        """``req`` was served over one or more iterations ending at ``now``: it computed
+        ``prefill_tokens`` prompt tokens, generated ``decode_tokens`` tokens and held KV worth
+        ``held_token_iters`` token·iterations (cost eq. 1 accrued)."""
+
+    def request_finished(self, req: Req, now: float) -> None:
+        """``req`` left the engine (finished or aborted)."""
+
+    def app_finished(self, app_id: str, now: float) -> None:
+        """The application ended (all its requests done, or abandoned); drop its state."""
+        self.apps.pop(app_id, None)
+        self.version += 1
+
+    def tick(self, now: float) -> None:
+        """Time passed (called before each scheduling decision)."""
+
+    # ------------------------------------------------------------------ the question
+    @abstractmethod
+    def key(self, req: Req) -> Key:
+        """Sort key of ``req``: lower runs first; the largest running key is preempted first."""
+
+    # ------------------------------------------------------------------ helpers
+    def estimate(self, app: AppInfo) -> float:
+        """Cost of ``app`` from the estimator, else its hint, else 0 (unknown)."""
+        if self.estimator is not None:
+            return float(self.estimator.estimate(app))
+        return float(app.cost_hint) if app.cost_hint is not None else 0.0
+
+    def describe(self) -> str:
+        est = f" (estimator={self.estimator.name})" if self.estimator is not None else ""
+        return f"{self.name}{est}"
+
+
+# ---------------------------------------------------------------------- registry
+# name -> "module:Class"; modules are imported on first use so the registry stays cheap.
+_POLICIES: dict[str, str] = {
+    "fcfs": "justitia.core.policies.fcfs:FCFS",
+    "app_fcfs": "justitia.core.policies.app_fcfs:AppFCFS",
+    "vtc": "justitia.core.policies.vtc:VTC",
+    "sjf": "justitia.core.policies.sjf:SJF",
+    "plas": "justitia.core.policies.autellix:PLAS",
+    "atlas": "justitia.core.policies.autellix:ATLAS",
+    "justitia": "justitia.core.policies.justitia:Justitia",
+}
+
+# estimator name -> factory "module:callable" returning an Estimator; extended by justitia.predict.
+_ESTIMATORS: dict[str, str] = {
+    "oracle": "justitia.core.estimators:OracleEstimator",
+}
+
+
+def register_policy(name: str, target: str) -> None:
+    """Register a policy class under ``name`` as ``"module:Class"``."""
+    _POLICIES[name] = target
+
+
+def register_estimator(name: str, target: str) -> None:
+    """Register an estimator factory under ``name`` as ``"module:callable"``."""
+    _ESTIMATORS[name] = target
+
+
+def policy_names() -> list[str]:
+    return sorted(_POLICIES)
+
+
+def estimator_names() -> list[str]:
+    _load_plugins()
+    return sorted(_ESTIMATORS)
+
+
+def _resolve(target: str) -> Any:
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def _load_plugins() -> None:
+    # The predictor registers "mlp", "typemean", "linear" when importable (it needs torch for "mlp").
+    try:
+        importlib.import_module("justitia.predict.estimators")
+    except ImportError:
+        pass
+
+
+def make_estimator(name: str, **kwargs: Any) -> Estimator:
+    """Build an estimator by name (``oracle``, and those registered by :mod:`justitia.predict`)."""
+    _load_plugins()
+    if name not in _ESTIMATORS:
+        raise ValueError(f"unknown estimator {name!r}; choose one of: {', '.join(sorted(_ESTIMATORS))}")
+    factory: Callable[..., Estimator] = _resolve(_ESTIMATORS[name])
+    return factory(**kwargs)
+
+
+def make_policy(
+    name: str,
+    capacity_tokens: float,
+    iteration_s: float,
+    estimator: str | Estimator | None = None,
+    **kwargs: Any,
+) -> Policy:
+    """Build a policy by name. ``justitia-mlp`` is ``justitia`` with ``estimator="mlp"``.
+
+    Policies that need costs (``justitia``, ``sjf``) default to the ``oracle`` estimator.
+    """
+    base, _, suffix = name.partition("-")
+    if base not in _POLICIES:
+        raise ValueError(f"unknown policy {name!r}; choose one of: {', '.join(policy_names())}")
+    if suffix:
+        if estimator is not None and estimator != suffix:
+            raise ValueError(f"policy {name!r} names estimator {suffix!r} but estimator={estimator!r} was given")
+        estimator = suffix
+    cls: type[Policy] = _resolve(_POLICIES[base])
+    if isinstance(estimator, str):
+        est: Estimator | None = make_estimator(estimator)
+    else:
+        est = estimator
+    if est is None and getattr(cls, "needs_cost", False):
+        est = make_estimator("oracle")
+    policy = cls(capacity_tokens, iteration_s, estimator=est, **kwargs)
+    if suffix:
+        policy.name = name  # type: ignore[misc]  # report "justitia-mlp", not "justitia"
+    return policy
