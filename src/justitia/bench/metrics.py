@@ -1,0 +1,257 @@
+"""Per-application metrics of a run against the fair-sharing reference (issue 2 §5, DESIGN §2).
+
+For every application ``i`` of a :class:`~justitia.sim.result.RunResult`:
+
+* ``act_s`` — application completion time, completion − arrival;
+* ``fair_finish_s`` — its finish time ``F_i`` in the fluid fair-sharing reference: weighted GPS over
+  applications on the KV capacity ``M`` at ``rate = M / iteration_s`` token·iterations per second
+  (clock eqs. 1–2), fed the *true* costs (cost eq. 2), computed by
+  :func:`justitia.core.clock.fair_finish_times`;
+* ``delay_vs_fair_s`` — completion − ``F_i`` (negative: it finished before its fair share would have);
+* ``critical_path_s`` — the app's own minimum duration on the engine (see :func:`critical_path_s`).
+
+The bound (``fair_bound_s``)
+----------------------------
+Packetized GPS (Parekh & Gallager 1993): a server that serves whole packets one at a time in the order
+of their GPS finish times finishes every packet ``p`` no later than ``F_p + L_max / r`` (``L_max`` the
+largest packet, ``r`` the link rate). Justitia is that scheme with *applications* as packets: their
+"length" is their cost ``C_i`` (token·iterations), the "link" is the KV cache, whose rate is
+``r = M / iteration_s`` token·iterations per second, and apps are served in order of ``F_i``. So
+
+    fair_bound_s = C_max / r = (C_max / M) · iteration_s                               (bound eq. 1)
+
+with ``C_max`` the largest application cost in the workload. ``iteration_s`` is the engine's nominal
+saturated iteration time, the same for every policy of one comparison, so the reference and the bound
+are identical across policies.
+
+The fluid reference idealises the engine in ways the engine cannot match, so bound eq. 1 alone cannot
+hold for an application that cannot *use* its share:
+
+* **Sequential stages and tool delays.** In GPS an active app absorbs its full share at every moment;
+  on the engine a stage waits for the previous one (and its ``delay_s``), holding no KV meanwhile.
+* **Per-request KV limits.** A call with prompt ``p`` and output ``o`` holds at most ``p + o`` tokens
+  and needs ``o`` decode iterations however empty the cache is: an app alone in GPS gets all ``M``
+  tokens and finishes in ``C_i / M`` iterations, the engine needs at least its longest call's ``o``.
+* **Prefill compute.** Prompt tokens cost iterations (``ceil(p / chunk)`` at a per-iteration token
+  budget) but no token·iterations in cost eq. 1.
+
+An app's shortest possible duration on the engine is therefore its critical path (bound eq. 2 below),
+and the allowance we check is the PGPS term plus that:
+
+    allowed_delay_i = fair_bound_s + critical_path_s(i)                                (bound eq. 3)
+
+``apps_over_fair_bound`` counts apps with ``delay_vs_fair_s > allowed_delay_i`` (plus a tiny epsilon).
+This is an engineering carry-over, not a theorem: it also assumes the engine sustains the reference's
+rate ``M / iteration_s`` (it cannot quite: block rounding, reserved growth space and ``max_num_seqs``
+leave some KV unused, and preemption by recompute wastes service), so a count > 0 under oracle costs
+points at one of those effects; ``apps_over_pfq_bound`` (bound eq. 1 alone) is reported for contrast.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from justitia.apps.model import AppSpec
+from justitia.core.clock import fair_finish_times
+from justitia.sim.result import RunResult
+
+# Tolerance for "later than the bound": float noise of the event-driven clock, not a slack.
+BOUND_EPS_S = 1e-6
+BOUND_EPS_REL = 1e-9
+
+
+def critical_path_s(app: AppSpec, iteration_s: float, prefill_tokens_per_iter: int | None = None) -> float:
+    """Bound eq. 2: the app's minimum duration on an engine with iteration time ``iteration_s``.
+
+    Per stage: its ``delay_s``, plus the iterations to prefill all its prompts at
+    ``prefill_tokens_per_iter`` tokens per iteration (``ceil(Σp / chunk)``; 1 per call's first token if
+    ``None``, i.e. prefill not modelled), plus the decode iterations of its longest call (``max o − 1``:
+    the last prefill iteration emits the first token). Stages run one after another.
+    """
+    if not (iteration_s > 0 and math.isfinite(iteration_s)):
+        raise ValueError(f"iteration_s must be a positive finite number, got {iteration_s!r}")
+    if prefill_tokens_per_iter is not None and prefill_tokens_per_iter <= 0:
+        raise ValueError(f"prefill_tokens_per_iter must be > 0, got {prefill_tokens_per_iter!r}")
+    total = 0.0
+    for stage in app.stages:
+        prompt = sum(c.prompt_tokens for c in stage.calls)
+        prefill_iters = 1 if prefill_tokens_per_iter is None else math.ceil(prompt / prefill_tokens_per_iter)
+        decode_iters = max(c.output_tokens for c in stage.calls) - 1
+        total += stage.delay_s + (prefill_iters + decode_iters) * iteration_s
+    return total
+
+
+def pfq_bound_s(costs: Iterable[float], capacity_tokens: float, iteration_s: float) -> float:
+    """Bound eq. 1: ``(C_max / M) · iteration_s`` seconds — the largest app served at the full rate."""
+    if not (capacity_tokens > 0 and math.isfinite(capacity_tokens)):
+        raise ValueError(f"capacity_tokens must be a positive finite number, got {capacity_tokens!r}")
+    if not (iteration_s > 0 and math.isfinite(iteration_s)):
+        raise ValueError(f"iteration_s must be a positive finite number, got {iteration_s!r}")
+    c_max = max(costs, default=0.0)
+    return c_max / capacity_tokens * iteration_s
+
+
+@dataclass(slots=True)
+class AppMetrics:
+    """One application's outcome next to its fair-sharing reference. Times in seconds."""
+
+    app_id: str
+    app_type: str
+    arrival_s: float
+    completion_s: float
+    fair_finish_s: float
+    cost: float
+    estimated_cost: float | None
+    critical_path_s: float
+    allowed_delay_s: float  # bound eq. 3
+
+    @property
+    def act_s(self) -> float:
+        return self.completion_s - self.arrival_s
+
+    @property
+    def fair_act_s(self) -> float:
+        """ACT the app would have had in the fluid reference."""
+        return self.fair_finish_s - self.arrival_s
+
+    @property
+    def delay_vs_fair_s(self) -> float:
+        return self.completion_s - self.fair_finish_s
+
+    @property
+    def over_bound(self) -> bool:
+        tol = BOUND_EPS_S + BOUND_EPS_REL * abs(self.fair_finish_s)
+        return self.delay_vs_fair_s > self.allowed_delay_s + tol
+
+
+@dataclass(slots=True)
+class PolicyMetrics:
+    """All metrics of one policy's run; :meth:`summary` is its ``summary.json`` entry (exact shape)."""
+
+    policy: str
+    apps: list[AppMetrics]
+    fair_bound_s: float  # bound eq. 1
+    throughput_tok_s: float
+    preemptions: int
+    makespan_s: float = 0.0
+    wall_s: float = 0.0
+    extra: dict[str, float] = field(default_factory=dict)
+
+    def acts(self) -> np.ndarray:
+        return np.array([a.act_s for a in self.apps], dtype=float)
+
+    def delays(self) -> np.ndarray:
+        return np.array([a.delay_vs_fair_s for a in self.apps], dtype=float)
+
+    @property
+    def apps_over_fair_bound(self) -> int:
+        """Apps later than fair finish + bound eq. 3 (PGPS term + own critical path)."""
+        return sum(1 for a in self.apps if a.over_bound)
+
+    @property
+    def apps_over_pfq_bound(self) -> int:
+        """Apps later than fair finish + bound eq. 1 alone (ignores the engine's own limits)."""
+        return sum(
+            1 for a in self.apps
+            if a.delay_vs_fair_s > self.fair_bound_s + BOUND_EPS_S + BOUND_EPS_REL * abs(a.fair_finish_s)
+        )
+
+    @property
+    def mean_act_s(self) -> float:
+        return float(self.acts().mean()) if self.apps else 0.0
+
+    def summary(self) -> dict[str, float | int]:
+        """The per-policy object of ``summary.json`` (issue 2 §5), exactly these keys."""
+        acts, delays = self.acts(), self.delays()
+        empty = not self.apps
+
+        def pct(q: float) -> float:
+            return 0.0 if empty else float(np.percentile(acts, q))  # linear interpolation
+
+        return {
+            "apps": len(self.apps),
+            "mean_act_s": 0.0 if empty else float(acts.mean()),
+            "p50_act_s": pct(50),
+            "p90_act_s": pct(90),
+            "p99_act_s": pct(99),
+            "max_act_s": 0.0 if empty else float(acts.max()),
+            "mean_delay_vs_fair_s": 0.0 if empty else float(delays.mean()),
+            "max_delay_vs_fair_s": 0.0 if empty else float(delays.max()),
+            "apps_over_fair_bound": int(self.apps_over_fair_bound),
+            "fair_bound_s": float(self.fair_bound_s),
+            "throughput_tok_s": float(self.throughput_tok_s),
+            "preemptions": int(self.preemptions),
+        }
+
+
+def evaluate(
+    result: RunResult,
+    workload: Sequence[AppSpec] | Mapping[str, AppSpec] | None = None,
+    *,
+    iteration_s: float | None = None,
+    capacity_tokens: float | None = None,
+    prefill_tokens_per_iter: int | None = None,
+) -> PolicyMetrics:
+    """Metrics of one run against the fluid fair-sharing reference of the same workload.
+
+    ``iteration_s`` / ``capacity_tokens`` default to the run's; pass the engine's *nominal* iteration
+    time so every policy of a comparison shares one reference. ``workload`` gives each app's stages for
+    its critical path (bound eq. 2); without it the allowance is bound eq. 1 alone. Every app of the
+    workload must appear in the result (and vice versa): a missing one is an error, not a silent drop.
+    """
+    it_s = float(result.iteration_s if iteration_s is None else iteration_s)
+    cap = float(result.capacity_tokens if capacity_tokens is None else capacity_tokens)
+    specs: dict[str, AppSpec] = {}
+    if workload is not None:
+        specs = dict(workload) if isinstance(workload, Mapping) else {a.app_id: a for a in workload}
+        got = {r.app_id for r in result.apps}
+        missing = sorted(set(specs) - got)
+        unknown = sorted(got - set(specs))
+        if missing or unknown:
+            raise ValueError(
+                f"run of policy {result.policy!r} does not match its workload: "
+                f"{len(missing)} app(s) without a record (e.g. {missing[:3]}), "
+                f"{len(unknown)} record(s) not in the workload (e.g. {unknown[:3]})"
+            )
+    ids = [r.app_id for r in result.apps]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"run of policy {result.policy!r} has duplicate app ids")
+    for r in result.apps:
+        if not (math.isfinite(r.completion_s) and r.completion_s >= r.arrival_s):
+            raise ValueError(
+                f"app {r.app_id!r} of policy {result.policy!r} has completion {r.completion_s!r} "
+                f"before its arrival {r.arrival_s!r} (unfinished?)"
+            )
+    fair = fair_finish_times([(r.app_id, r.arrival_s, r.cost, r.weight) for r in result.apps], cap, it_s)
+    bound = pfq_bound_s((r.cost for r in result.apps), cap, it_s)
+    apps: list[AppMetrics] = []
+    for r in result.apps:
+        spec = specs.get(r.app_id)
+        path = critical_path_s(spec, it_s, prefill_tokens_per_iter) if spec is not None else 0.0
+        apps.append(
+            AppMetrics(
+                app_id=r.app_id,
+                app_type=r.app_type,
+                arrival_s=r.arrival_s,
+                completion_s=r.completion_s,
+                fair_finish_s=fair[r.app_id],
+                cost=r.cost,
+                estimated_cost=r.estimated_cost,
+                critical_path_s=path,
+                allowed_delay_s=bound + path,
+            )
+        )
+    return PolicyMetrics(
+        policy=result.policy,
+        apps=apps,
+        fair_bound_s=bound,
+        throughput_tok_s=result.throughput_tok_s,
+        preemptions=int(result.preemptions),
+        makespan_s=result.makespan_s,
+        wall_s=result.wall_s,
+        extra=dict(result.extra),
+    )
