@@ -120,6 +120,8 @@ class FairClock:
         e = self._apps.get(app_id)
         if e is None:
             raise KeyError(f"application {app_id!r} is not in the fair-sharing reference")
+        if not (cost >= 0 and math.isfinite(cost)):
+            raise ValueError(f"cost must be a finite number >= 0, got {cost!r}")
         e.finish = max(e.start + cost / e.weight, self.v)
         heapq.heappush(self._heap, (e.finish, e.seq, app_id))
         return e.finish
@@ -151,10 +153,12 @@ class FairClock:
         if e is None:
             return None
         t, v, wsum = self.now, self.v, self.wsum
+        seen: set[str] = set()
         for f, _, other in sorted(self._heap):
             o = self._apps.get(other)
-            if o is None or o.finish != f or f > e.finish:
-                continue
+            if o is None or o.finish != f or f > e.finish or other in seen:
+                continue  # stale, later than ``app_id``, or a duplicate entry left by update_cost
+            seen.add(other)
             t += (f - v) * wsum / self.rate
             v = f
             wsum -= o.weight

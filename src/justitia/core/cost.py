@@ -37,5 +37,9 @@ def held_token_iters(prompt_tokens: int, done_tokens: int, steps: int) -> float:
     ``prompt + done + k`` tokens. Summing gives the same series as cost eq. 1, so a call that decodes
     ``o`` tokens in any number of spans is charged exactly ``call_cost(p, o)``.
     """
+    if prompt_tokens < 0 or done_tokens < 0 or steps < 0:
+        raise ValueError(
+            f"token counts must be >= 0, got prompt_tokens={prompt_tokens}, done_tokens={done_tokens}, steps={steps}"
+        )
     base = prompt_tokens + done_tokens
     return float(steps * base + steps * (steps + 1) // 2)

@@ -56,7 +56,7 @@ class Justitia(Policy):
         est = max(self.estimate(app), 0.0)
         f = self.clock.arrive(app.app_id, now, est, app.weight)
         self.finish[app.app_id] = f
-        self.start[app.app_id] = f - est / app.weight
+        self.start[app.app_id] = self.clock.v  # S = V(now): arrive() advanced the clock to now
         self.estimated[app.app_id] = est
         self.served_cost[app.app_id] = 0.0
 
