@@ -1,0 +1,181 @@
+"""Named workloads: mixes of application types with arrival times (issue 2 §3, DESIGN §6).
+
+``make_workload(name, n_apps, seed)`` returns ``n_apps`` applications sorted by arrival. Arrivals are
+Poisson at ``rate`` apps/s (default 1) unless the workload replays a trace; the simulator re-times
+them to a chosen load with :func:`justitia.apps.arrivals.scale_to_load`. App ids are
+``f"{type}-{i:05d}"`` (``i`` the app's index in the workload), unique and stable for a seed.
+
+``paper-mix`` mirrors the paper's evaluation (DESIGN §6): the paper's own examples — MapReduce
+summarization of large files and parallel search on hard math problems (self-consistency, tree of
+thought) — plus the other task-parallel agents of its v2 framing (multi-agent debate, ReAct chains)
+and the single chat requests that dominate production traffic (Azure 2023 trace). Shares (by count):
+
+=================  =====  ==========================================================================
+type               share  why
+=================  =====  ==========================================================================
+chat               40 %   the bulk of real traffic is single requests; they are the small apps that
+                          suffer head-of-line blocking behind big ones
+self-consistency   15 %   the paper's "parallel search directions for a hard math problem"
+tree-of-thought    10 %   the same example, searched as a tree (rounds of parallel expansions)
+mapreduce          15 %   the paper's "MapReduce summarization of a large file": the heavy tail
+debate             10 %   rounds of parallel agents, prompts growing with history
+react              10 %   sequential agent chains with tool delays (little parallelism)
+=================  =====  ==========================================================================
+
+The result is a heavy-tailed application cost (measured on 20k apps: p99/p50 ≈ 15, max/mean ≈ 30-38,
+mean/median ≈ 2; see tests/apps): most
+applications are small, a few are huge. That spread is what makes the scheduler matter — FCFS lets a
+huge app block many small ones, instantaneous fair sharing slows everyone.
+
+Dump a workload as JSONL: ``python -m justitia.apps.workloads NAME N SEED OUT.jsonl``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from justitia.apps.arrivals import poisson_arrivals, trace_arrivals
+from justitia.apps.generators import DEFAULT_MAX_MODEL_LEN, GENERATORS, fit
+from justitia.apps.model import AppSpec, Stage, dump_jsonl, load_jsonl
+from justitia.apps.traces import azure_conv
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    """A named mix: application type → share (by count), and the default arrival process."""
+
+    name: str
+    shares: Mapping[str, float]
+    arrivals: str = "poisson"  # "poisson" or "trace" (Azure conversation arrival times)
+    description: str = ""
+    replay: bool = False  # single calls replayed in trace order (lengths and arrivals of the same rows)
+    kwargs: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
+
+
+PAPER_MIX_SHARES: dict[str, float] = {
+    "chat": 0.40,
+    "self-consistency": 0.15,
+    "tree-of-thought": 0.10,
+    "mapreduce": 0.15,
+    "debate": 0.10,
+    "react": 0.10,
+}
+
+WORKLOADS: dict[str, WorkloadSpec] = {
+    "paper-mix": WorkloadSpec("paper-mix", PAPER_MIX_SHARES, description="the paper's evaluation mix (module docstring)"),
+    **{t: WorkloadSpec(t, {t: 1.0}, description=f"only {t} applications") for t in GENERATORS},
+    "azure-chat": WorkloadSpec(
+        "azure-chat", {"chat": 1.0}, arrivals="trace", replay=True,
+        description="Azure 2023 conversation trace replayed: consecutive rows, their lengths and arrival times",
+    ),
+}
+"""Known workload names → specs."""
+
+
+def workload_names() -> list[str]:
+    return list(WORKLOADS)
+
+
+def make_workload(
+    name: str,
+    n_apps: int,
+    seed: int,
+    *,
+    rate: float = 1.0,
+    arrivals: str | None = None,
+    max_model_len: int = DEFAULT_MAX_MODEL_LEN,
+) -> list[AppSpec]:
+    """``n_apps`` applications of workload ``name``, deterministic for ``seed``, sorted by arrival.
+
+    ``arrivals`` overrides the workload's arrival process: ``"poisson"`` (rate ``rate`` apps/s) or
+    ``"trace"`` (Azure conversation arrival times re-scaled to ``rate``). Every call fits
+    ``max_model_len`` tokens.
+    """
+    spec = WORKLOADS.get(name)
+    if spec is None:
+        raise ValueError(f"unknown workload {name!r}; known workloads: {', '.join(WORKLOADS)}")
+    if not isinstance(n_apps, (int, np.integer)) or isinstance(n_apps, bool) or n_apps < 1:
+        raise ValueError(f"n_apps must be a positive integer, got {n_apps!r}")
+    kind = arrivals or spec.arrivals
+    if kind not in ("poisson", "trace"):
+        raise ValueError(f"unknown arrival process {kind!r}; use 'poisson' or 'trace'")
+    rng = np.random.default_rng(seed)
+
+    if spec.replay:
+        tr = azure_conv()
+        start = int(rng.integers(0, len(tr)))
+        times = trace_arrivals(n_apps, rate, rng, tr, start=start) if kind == "trace" else poisson_arrivals(n_apps, rate, rng)
+        rows = (start + np.arange(n_apps)) % len(tr)
+        p, o = tr.prompt_tokens[rows].tolist(), tr.output_tokens[rows].tolist()
+        return [
+            AppSpec(f"chat-{i:05d}", float(times[i]), "chat", (Stage((fit(p[i], o[i], max_model_len),)),))
+            for i in range(n_apps)
+        ]
+
+    types = list(spec.shares)
+    probs = np.asarray([spec.shares[t] for t in types], dtype=np.float64)
+    probs /= probs.sum()
+    which = rng.choice(len(types), size=n_apps, p=probs)
+    times = poisson_arrivals(n_apps, rate, rng) if kind == "poisson" else trace_arrivals(n_apps, rate, rng)
+    apps = []
+    for i in range(n_apps):
+        t = types[int(which[i])]
+        apps.append(GENERATORS[t](rng, f"{t}-{i:05d}", float(times[i]), max_model_len=max_model_len, **spec.kwargs.get(t, {})))
+    return apps
+
+
+def load_workload(name_or_path: str | Path, n_apps: int | None = None, seed: int = 0, **kw: object) -> list[AppSpec]:
+    """A named workload (:func:`make_workload`) or a JSONL workload file (:func:`load_jsonl`).
+
+    For a file, ``n_apps`` (if given) keeps the first ``n_apps`` applications by arrival and ``seed`` is
+    unused. A name needs ``n_apps``. Anything else is an error naming the known workloads.
+    """
+    s = str(name_or_path)
+    if s in WORKLOADS:
+        if n_apps is None:
+            raise ValueError(f"workload {s!r} needs a number of applications (n_apps)")
+        return make_workload(s, n_apps, seed, **kw)  # type: ignore[arg-type]
+    path = Path(s)
+    if path.suffix == ".jsonl" or path.exists():
+        apps = load_jsonl(path)
+        if n_apps is not None:
+            if n_apps < 1:
+                raise ValueError(f"n_apps must be a positive integer, got {n_apps!r}")
+            apps = apps[:n_apps]
+        return apps
+    raise ValueError(
+        f"unknown workload {s!r}: not a known name ({', '.join(WORKLOADS)}) and not a workload file (.jsonl)"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m justitia.apps.workloads NAME N SEED OUT.jsonl``: write a workload as JSONL."""
+    ap = argparse.ArgumentParser(prog="python -m justitia.apps.workloads", description="Write a named workload as JSONL.")
+    ap.add_argument("name", help=f"workload name: {', '.join(WORKLOADS)}")
+    ap.add_argument("n_apps", type=int, help="number of applications")
+    ap.add_argument("seed", type=int, help="random seed")
+    ap.add_argument("out", type=Path, help="output .jsonl file")
+    ap.add_argument("--rate", type=float, default=1.0, help="arrival rate, apps per second (default 1)")
+    ap.add_argument("--arrivals", choices=("poisson", "trace"), default=None, help="arrival process (default: the workload's)")
+    ap.add_argument("--max-model-len", type=int, default=DEFAULT_MAX_MODEL_LEN, help="cap on prompt+output tokens per call")
+    args = ap.parse_args(argv)
+    try:
+        apps = make_workload(args.name, args.n_apps, args.seed, rate=args.rate, arrivals=args.arrivals,
+                             max_model_len=args.max_model_len)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    dump_jsonl(apps, args.out)
+    calls = sum(a.num_calls for a in apps)
+    print(f"wrote {len(apps)} applications ({calls} calls) of {args.name!r} to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
