@@ -21,8 +21,8 @@ class HalfEstimator:
 def test_prefers_smallest_remaining_and_preempts_largest() -> None:
     d = Driver(make_policy("sjf", 1000, 0.02))  # oracle: the cost hint
     d.app("big", 0.0, cost=10_000.0)
-    d.app("small", 1.0, cost=3_000.0)
     b = d.req("big", 0.0, prompt=100)
+    d.app("small", 1.0, cost=3_000.0)
     s = d.req("small", 1.0, prompt=100)
     assert d.order() == [s.req_id, b.req_id]
     assert d.victim([b, s]) == b.req_id
