@@ -152,22 +152,27 @@ def self_consistency(
     max_model_len: int = DEFAULT_MAX_MODEL_LEN,
     k_min: int = 4,
     k_max: int = 16,
-    prompt_median: float = 200.0,
-    output_median: float = 256.0,
+    output_median: float = 450.0,
 ) -> AppSpec:
     """Self-consistency (Wang et al., ICLR 2023): ``k`` parallel chain-of-thought samples of one math
-    question, then a majority vote on the client (no call). One stage of ``k`` calls.
+    question, then a majority vote on the client (no call). One stage of ``k`` calls sharing a prompt.
 
     * ``k`` uniform in [4, 16]: Wang et al. sample up to 40 paths but most of the gain comes within
       the first 5–15, the range deployed systems use.
-    * prompt: question + zero-shot CoT instruction, log-normal median 200 tokens (σ 0.4, [64, 1024]):
-      GSM8K / MATH questions are 50–250 tokens.
-    * outputs: CoT solutions, log-normal median 256 tokens (σ 0.5, [32, 1024]): 7B-model CoT on
-      GSM8K/MATH runs a few hundred tokens; samples of one question vary in length independently.
+    * prompt: 0-shot or 5-shot (equal odds). Measured on the CHAMP competition-math dataset
+      (``champ-dataset`` wheel, 270 problems, Mistral/Llama SentencePiece tokenizer): the 0-shot prompt
+      is median 89 tokens (p90 125), the 5-shot prompt median 422 (p90 504); drawn log-normal with
+      those medians (σ 0.3 and 0.13).
+    * outputs: CoT solutions, log-normal median 450 tokens, σ 0.5, [32, 2048]. Measured on CHAMP's
+      0-shot answers: median 386 (GPT-4), 425 (PaLM 2), 584 (GPT-3.5), log-σ 0.44–0.58; samples of
+      one question vary in length independently.
     """
     k = _uniform_int(rng, k_min, k_max)
-    p = lognormal_int(rng, prompt_median, 0.4, 64, 1024)
-    outs = lognormal_int(rng, output_median, 0.5, 32, 1024, size=k)
+    if rng.random() < 0.5:
+        p = lognormal_int(rng, 89, 0.3, 32, 512)
+    else:
+        p = lognormal_int(rng, 422, 0.13, 256, 1024)
+    outs = lognormal_int(rng, output_median, 0.5, 32, 2048, size=k)
     calls = tuple(fit(p, o, max_model_len) for o in outs.tolist())
     return AppSpec(app_id, float(arrival_s), "self-consistency", (Stage(calls),))
 
