@@ -34,7 +34,7 @@ def test_jsonl_round_trip(t: str, tmp_path) -> None:
 
 
 @pytest.mark.parametrize("t", TYPES)
-@pytest.mark.parametrize("max_len", [4096, 1024])
+@pytest.mark.parametrize("max_len", [4096, 1024, 256])
 def test_every_call_fits_the_context(t: str, max_len: int) -> None:
     for app in _many(t, 60, seed=4, max_model_len=max_len):
         for c in app.calls():

@@ -8,12 +8,12 @@ import pytest
 
 from justitia.apps import workloads as w
 from justitia.apps.model import dump_jsonl, load_jsonl
-from justitia.apps.traces import azure_conv
+from justitia.apps.traces import azure_code, azure_conv
 
 
 def test_names_cover_the_mix_every_type_and_the_trace() -> None:
     names = w.workload_names()
-    for n in ("paper-mix", "mapreduce", "self-consistency", "tree-of-thought", "debate", "react", "chat", "azure-chat"):
+    for n in ("paper-mix", "mapreduce", "self-consistency", "tree-of-thought", "debate", "react", "chat", "azure-chat", "azure-code"):
         assert n in names
 
 
@@ -84,6 +84,16 @@ def test_azure_chat_replays_consecutive_trace_rows_with_their_gaps() -> None:
     # mean rate is the requested one
     got = np.array([a.arrival_s for a in apps])
     assert 300 / (got[-1] * 300 / 299) == pytest.approx(2.0, rel=1e-9)
+
+
+def test_azure_code_replays_code_trace_rows() -> None:
+    tr = azure_code()
+    pairs = set(zip(tr.prompt_tokens.tolist(), tr.output_tokens.tolist()))
+    apps = w.make_workload("azure-code", 500, seed=3)
+    assert {a.type for a in apps} == {"code"}
+    calls = [a.stages[0].calls[0] for a in apps]
+    inside = [c for c in calls if c.prompt_tokens + c.output_tokens < 4096]
+    assert len(inside) > 300 and all((c.prompt_tokens, c.output_tokens) in pairs for c in inside)
 
 
 def test_trace_arrivals_option_keeps_the_trace_burstiness() -> None:

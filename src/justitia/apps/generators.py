@@ -120,7 +120,7 @@ def mapreduce(
     outs = np.clip(arx.output_tokens[rng.integers(0, len(arx), len(chunks))], 32, 512)
     stages = [Stage(tuple(fit(c + MAP_INSTRUCTION_TOKENS, int(o), max_model_len) for c, o in zip(chunks, outs.tolist())))]
     summaries = [c.output_tokens for c in stages[0].calls]
-    budget = max(max_model_len - reduce_output_cap - REDUCE_INSTRUCTION_TOKENS, 2 * 512)
+    budget = max(max_model_len - min(reduce_output_cap, max_model_len // 2) - REDUCE_INSTRUCTION_TOKENS, 1)
     while sum(summaries) > budget and len(summaries) > 1:
         groups: list[int] = []
         cur = 0

@@ -44,7 +44,7 @@ import numpy as np
 from justitia.apps.arrivals import poisson_arrivals, trace_arrivals
 from justitia.apps.generators import DEFAULT_MAX_MODEL_LEN, GENERATORS, fit
 from justitia.apps.model import AppSpec, Stage, dump_jsonl, load_jsonl
-from justitia.apps.traces import azure_conv
+from justitia.apps.traces import AZURE_CODE, AZURE_CONV, load_request_trace
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class WorkloadSpec:
     shares: Mapping[str, float]
     arrivals: str = "poisson"  # "poisson" or "trace" (Azure conversation arrival times)
     description: str = ""
-    replay: bool = False  # single calls replayed in trace order (lengths and arrivals of the same rows)
+    replay: str | None = None  # trace file whose rows are replayed as single calls (lengths and arrivals)
     kwargs: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
 
 
@@ -72,8 +72,12 @@ WORKLOADS: dict[str, WorkloadSpec] = {
     "paper-mix": WorkloadSpec("paper-mix", PAPER_MIX_SHARES, description="the paper's evaluation mix (module docstring)"),
     **{t: WorkloadSpec(t, {t: 1.0}, description=f"only {t} applications") for t in GENERATORS},
     "azure-chat": WorkloadSpec(
-        "azure-chat", {"chat": 1.0}, arrivals="trace", replay=True,
+        "azure-chat", {"chat": 1.0}, arrivals="trace", replay=AZURE_CONV,
         description="Azure 2023 conversation trace replayed: consecutive rows, their lengths and arrival times",
+    ),
+    "azure-code": WorkloadSpec(
+        "azure-code", {"code": 1.0}, arrivals="trace", replay=AZURE_CODE,
+        description="Azure 2023 code trace replayed (bursty arrivals, long prompts, short outputs)",
     ),
 }
 """Known workload names → specs."""
@@ -109,13 +113,14 @@ def make_workload(
     rng = np.random.default_rng(seed)
 
     if spec.replay:
-        tr = azure_conv()
+        tr = load_request_trace(spec.replay)
+        t_name = next(iter(spec.shares))
         start = int(rng.integers(0, len(tr)))
         times = trace_arrivals(n_apps, rate, rng, tr, start=start) if kind == "trace" else poisson_arrivals(n_apps, rate, rng)
         rows = (start + np.arange(n_apps)) % len(tr)
         p, o = tr.prompt_tokens[rows].tolist(), tr.output_tokens[rows].tolist()
         return [
-            AppSpec(f"chat-{i:05d}", float(times[i]), "chat", (Stage((fit(p[i], o[i], max_model_len),)),))
+            AppSpec(f"{t_name}-{i:05d}", float(times[i]), t_name, (Stage((fit(p[i], o[i], max_model_len),)),))
             for i in range(n_apps)
         ]
 
