@@ -131,6 +131,15 @@ def test_unknown_app_is_a_clear_error() -> None:
         oracle().p.key(Req("r", "ghost", 0.0, 0))
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_estimate_is_a_clear_error_and_leaves_no_state(bad: float) -> None:
+    p = Justitia(CAP, IT, estimator=ConstEstimator(bad))
+    with pytest.raises(ValueError, match="estimated cost of application 'a'"):
+        p.app_arrived(AppInfo("a", 0.0), 0.0)
+    assert_no_app_state(p)
+    assert len(p.clock) == 0
+
+
 def test_bad_refine_factor_is_rejected() -> None:
     with pytest.raises(ValueError, match="refine_factor"):
         Justitia(CAP, IT, refine_factor=1.0)

@@ -53,6 +53,19 @@ def test_uses_the_estimator() -> None:
     assert make_policy("sjf", 1000, 0.02).estimator.name == "oracle"  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_bad_estimate_is_a_clear_error(bad: float) -> None:
+    est = HalfEstimator()
+    est.estimate = lambda app: bad  # type: ignore[method-assign]
+    p = SJF(1000, 0.02, estimator=est)
+    with pytest.raises(ValueError, match="estimated cost of application 'a'"):
+        p.app_arrived(AppInfo("a", 0.0), 0.0)
+    assert_no_app_state(p)
+    est.estimate = lambda app: -5.0  # type: ignore[method-assign]
+    p.app_arrived(AppInfo("b", 0.0), 0.0)
+    assert p.remaining["b"] == 0.0
+
+
 def test_no_state_after_app_finished() -> None:
     d = Driver(make_policy("sjf", 1000, 0.02))
     for i in range(4):

@@ -15,6 +15,7 @@ When an application ends its true cost is known and its reference entry is corre
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 from justitia.core.clock import FairClock
@@ -52,8 +53,11 @@ class Justitia(Policy):
         self.clock.set_rate(self.capacity_tokens, self.iteration_s)
 
     def app_arrived(self, app: AppInfo, now: float) -> None:
+        est = self.estimate(app)
+        if not math.isfinite(est):
+            raise ValueError(f"estimated cost of application {app.app_id!r} must be a finite number, got {est!r}")
+        est = max(est, 0.0)  # a regression may dip below 0
         super().app_arrived(app, now)
-        est = max(self.estimate(app), 0.0)
         f = self.clock.arrive(app.app_id, now, est, app.weight)
         self.finish[app.app_id] = f
         self.start[app.app_id] = self.clock.v  # S = V(now): arrive() advanced the clock to now

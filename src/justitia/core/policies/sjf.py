@@ -14,6 +14,7 @@ Unlike Justitia there is no virtual time: a stream of small applications can sta
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 from justitia.core.policy import AppInfo, Estimator, Key, Policy, Req
@@ -33,8 +34,11 @@ class SJF(Policy):
         self._next = 0
 
     def app_arrived(self, app: AppInfo, now: float) -> None:
+        est = self.estimate(app)
+        if not math.isfinite(est):
+            raise ValueError(f"estimated cost of application {app.app_id!r} must be a finite number, got {est!r}")
         super().app_arrived(app, now)
-        self.remaining[app.app_id] = max(self.estimate(app), 0.0)
+        self.remaining[app.app_id] = max(est, 0.0)  # a regression may dip below 0
         self._order[app.app_id] = self._next
         self._next += 1
 
