@@ -140,3 +140,15 @@ def test_module_cli_writes_jsonl(tmp_path) -> None:
     r = subprocess.run([sys.executable, "-m", "justitia.apps.workloads", "nope", "4", "1", str(tmp_path / "x.jsonl")],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "unknown workload 'nope'" in r.stderr
+
+
+def test_workload_summary_adds_up() -> None:
+    apps = w.make_workload("paper-mix", 400, seed=13)
+    rows = {r["type"]: r for r in w.workload_summary(apps)}
+    assert set(rows) == {a.type for a in apps} | {"all"}
+    per_type = [r for t, r in rows.items() if t != "all"]
+    assert sum(r["apps"] for r in per_type) == rows["all"]["apps"] == 400
+    assert sum(r["calls"] for r in per_type) == rows["all"]["calls"] == sum(a.num_calls for a in apps)
+    assert rows["all"]["mean_cost"] == pytest.approx(np.mean([a.cost for a in apps]))
+    for r in rows.values():
+        assert r["p50_cost"] <= r["p99_cost"] <= r["max_cost"]

@@ -49,8 +49,12 @@ def fit(prompt: int, output: int, max_model_len: int = DEFAULT_MAX_MODEL_LEN) ->
     """
     if max_model_len < 2:
         raise ValueError(f"max_model_len must be >= 2, got {max_model_len}")
-    o = max(1, min(int(output), max_model_len // 2))
-    p = max(1, min(int(prompt), max_model_len - o))
+    o = int(output)
+    half = max_model_len >> 1
+    o = half if o > half else (1 if o < 1 else o)
+    p = int(prompt)
+    room = max_model_len - o
+    p = room if p > room else (1 if p < 1 else p)
     return Call(p, o)
 
 
@@ -58,9 +62,11 @@ def lognormal_int(
     rng: np.random.Generator, median: float, sigma: float, lo: int, hi: int, size: int | None = None
 ) -> np.ndarray | int:
     """Integer log-normal draw(s) with the given median, clipped to ``[lo, hi]``."""
+    if size is None:
+        x = round(float(rng.lognormal(math.log(median), sigma)))
+        return lo if x < lo else (hi if x > hi else x)
     x = rng.lognormal(math.log(median), sigma, size)
-    r = np.clip(np.rint(x), lo, hi).astype(np.int64)
-    return r if size is not None else int(r)
+    return np.clip(np.rint(x), lo, hi).astype(np.int64)
 
 
 def _uniform_int(rng: np.random.Generator, lo: int, hi: int) -> int:

@@ -35,7 +35,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,12 +96,13 @@ def make_workload(
     rate: float = 1.0,
     arrivals: str | None = None,
     max_model_len: int = DEFAULT_MAX_MODEL_LEN,
+    progress: bool = False,
 ) -> list[AppSpec]:
     """``n_apps`` applications of workload ``name``, deterministic for ``seed``, sorted by arrival.
 
     ``arrivals`` overrides the workload's arrival process: ``"poisson"`` (rate ``rate`` apps/s) or
     ``"trace"`` (Azure conversation arrival times re-scaled to ``rate``). Every call fits
-    ``max_model_len`` tokens.
+    ``max_model_len`` tokens. ``progress`` shows a Rich progress bar (about 1M calls take ~10 s here).
     """
     spec = WORKLOADS.get(name)
     if spec is None:
@@ -130,7 +132,12 @@ def make_workload(
     which = rng.choice(len(types), size=n_apps, p=probs)
     times = poisson_arrivals(n_apps, rate, rng) if kind == "poisson" else trace_arrivals(n_apps, rate, rng)
     apps = []
-    for i in range(n_apps):
+    indices: Iterable[int] = range(n_apps)
+    if progress:
+        from rich.progress import track
+
+        indices = track(indices, description=f"generating {name}", total=n_apps, transient=True)
+    for i in indices:
         t = types[int(which[i])]
         apps.append(GENERATORS[t](rng, f"{t}-{i:05d}", float(times[i]), max_model_len=max_model_len, **spec.kwargs.get(t, {})))
     return apps
@@ -160,6 +167,30 @@ def load_workload(name_or_path: str | Path, n_apps: int | None = None, seed: int
     )
 
 
+def workload_summary(apps: Sequence[AppSpec]) -> list[dict[str, float | int | str]]:
+    """Per application type (and ``all``): apps, calls, stages per app, and app cost mean / p50 / p99 /
+    max in token·iterations (cost eq. 2)."""
+    by_type: dict[str, list[AppSpec]] = {}
+    for a in apps:
+        by_type.setdefault(a.type, []).append(a)
+    rows = []
+    for t, group in [*sorted(by_type.items()), ("all", list(apps))]:
+        if not group:
+            continue
+        cost = np.array([a.cost for a in group])
+        rows.append({
+            "type": t,
+            "apps": len(group),
+            "calls": int(sum(a.num_calls for a in group)),
+            "stages_per_app": float(np.mean([len(a.stages) for a in group])),
+            "mean_cost": float(cost.mean()),
+            "p50_cost": float(np.percentile(cost, 50)),
+            "p99_cost": float(np.percentile(cost, 99)),
+            "max_cost": float(cost.max()),
+        })
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m justitia.apps.workloads NAME N SEED OUT.jsonl``: write a workload as JSONL."""
     ap = argparse.ArgumentParser(prog="python -m justitia.apps.workloads", description="Write a named workload as JSONL.")
@@ -172,14 +203,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-model-len", type=int, default=DEFAULT_MAX_MODEL_LEN, help="cap on prompt+output tokens per call")
     args = ap.parse_args(argv)
     try:
+        t0 = time.perf_counter()
         apps = make_workload(args.name, args.n_apps, args.seed, rate=args.rate, arrivals=args.arrivals,
-                             max_model_len=args.max_model_len)
+                             max_model_len=args.max_model_len, progress=True)
+        gen_s = time.perf_counter() - t0
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     dump_jsonl(apps, args.out)
     calls = sum(a.num_calls for a in apps)
-    print(f"wrote {len(apps)} applications ({calls} calls) of {args.name!r} to {args.out}")
+    print(f"wrote {len(apps)} applications ({calls} calls) of {args.name!r} to {args.out} "
+          f"(generated in {gen_s:.2f} s, {calls / max(gen_s, 1e-9):,.0f} calls/s)")
+    print(f"{'type':18s} {'apps':>8s} {'calls':>9s} {'stages':>6s} {'mean cost':>10s} {'p50':>10s} {'p99':>10s} {'max':>10s}")
+    for r in workload_summary(apps):
+        print(f"{r['type']:18s} {r['apps']:8d} {r['calls']:9d} {r['stages_per_app']:6.1f} {r['mean_cost']:10.3g} "
+              f"{r['p50_cost']:10.3g} {r['p99_cost']:10.3g} {r['max_cost']:10.3g}")
     return 0
 
 
