@@ -97,13 +97,24 @@ def test_anti_starvation_promotes_to_top_level_and_keeps_it_for_one_quantum() ->
     assert d.p.starving(a2)
     assert d.p.key(a2)[0] == 0
     assert d.order() == [a2.req_id, b.req_id]  # top level, and A arrived first
-    d.serve(a2, 2.0 + limit + 0.1, decode=100)  # served: no longer waiting, but promoted
+    d.serve(a2, 2.0 + limit + 5 * IT, decode=5)  # admitted right then: no longer waiting, but promoted
     assert d.p.promotions == 1 and not d.p.starving(a2)
     assert d.order() == [a2.req_id, b.req_id]
-    d.serve(a2, 2.0 + limit + 0.2, decode=156)  # used base = 256 tokens at the top
+    d.serve(a2, 2.0 + limit + 200 * IT, decode=195)
+    assert d.order() == [a2.req_id, b.req_id]
+    d.serve(a2, 2.0 + limit + 256 * IT, decode=56)  # used base = 256 tokens at the top
     assert d.order() == [b.req_id, a2.req_id]
     # a new program waits only β·max(T, 1) iterations before it counts as starving
     assert d.p.starving(b, now=2.0 + 8 * IT) and not d.p.starving(b, now=2.0 + 7 * IT)
+
+
+def test_running_in_a_long_service_span_is_not_waiting() -> None:
+    d = Driver(PLAS(1000, IT))
+    d.app("A", 0.0)
+    a = d.req("A", 0.0)
+    d.serve(a, 0.3, decode=300)  # T_A = 300 → level 1; limit = 8·300·IT = 48 s
+    d.serve(a, 0.3 + 3000 * IT, decode=3000)  # one 60 s report of continuous running
+    assert d.p.promotions == 0 and d.p.key(a)[0] == d.p.level_of(3300) == 4
 
 
 def test_anti_starvation_can_be_disabled() -> None:

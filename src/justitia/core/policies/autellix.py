@@ -30,7 +30,8 @@ arrival and sequence):  ``key(r) = (level, a_p, n_p, a_r, seq_r)``.
     t − s_r ≥ β · max(T_p, 1) · iteration_s                                          (starvation rule)
 
 where ``s_r`` is the last time ``r`` was served (its arrival if never) and ``T_p · iteration_s`` is
-the program's service expressed in seconds. A starving request of a program below Q0 is promoted to
+the program's service expressed in seconds. (When the engine reports service in spans, the check at
+a report uses the span's start, ``now − decode_tokens · iteration_s``, so running is not waiting.) A starving request of a program below Q0 is promoted to
 Q0; once it is served it stays in Q0 until it has generated ``base`` more tokens (one top-level
 quantum), then returns to its program's level. (Programs in Q0 are already at the top, so the
 promotion only matters from Q1 down, where ``T_p ≥ base`` and the wait is at least
@@ -129,7 +130,10 @@ class _LeastAttainedService(Policy):
         call = self.calls.get(req.app_id, {}).get(req.req_id)
         if call is None:
             return
-        if call.promoted_at is None and self.level_of(self.service[req.app_id]) > 0 and self.starving(req, now):
+        # Engines report service in spans: judge starvation at the span's start (≈ now − d iterations),
+        # so time spent running is never taken for waiting.
+        span_start = max(call.last_served, now - decode_tokens * self.iteration_s)
+        if call.promoted_at is None and self.level_of(self.service[req.app_id]) > 0 and self.starving(req, span_start):
             call.promoted_at = call.service
             self.promotions += 1
         call.last_served = now
