@@ -40,6 +40,14 @@ def test_simultaneous_arrivals_are_shortest_first() -> None:
     assert d.p.finish == pytest.approx(costs)  # F = V(0) + C with V(0) = 0
 
 
+def test_equal_F_apps_run_one_after_another() -> None:
+    d = oracle()
+    d.app("x", 0.0, cost=1_000.0)
+    d.app("y", 0.0, cost=1_000.0)
+    rs = [d.req(app, 0.0) for app in ("y", "x", "y", "x")]
+    assert d.order() == [rs[1].req_id, rs[3].req_id, rs[0].req_id, rs[2].req_id]
+
+
 def test_later_small_app_overtakes_only_when_its_F_is_smaller() -> None:
     d = oracle()
     d.app("A", 0.0, cost=1_000_000.0)

@@ -3,7 +3,8 @@
 Each application gets the virtual finish tag of the fair-sharing reference (clock eq. 2),
 ``F = V(a) + Ĉ / w``, where ``Ĉ`` is its estimated memory-centric cost (cost eq. 2) and ``V`` the
 virtual time of weighted GPS over applications on the KV capacity (clock eq. 1). Requests are served
-in ascending ``F`` (then application arrival, request arrival, sequence), so whole applications run
+in ascending ``F`` (then application arrival and arrival order, request arrival, sequence):
+``key(r) = (F_app, a_app, n_app, a_r, seq_r)``, so whole applications run
 one after another, each saturating the engine ("selective pampering"); when memory runs out the
 running request whose application has the largest ``F`` is preempted.
 
@@ -47,6 +48,8 @@ class Justitia(Policy):
         self.estimated: dict[str, float] = {}
         self.served_cost: dict[str, float] = {}
         self.refinements = 0
+        self._order: dict[str, int] = {}  # arrival order: equal-F apps still run one after another
+        self._next = 0
 
     def set_capacity(self, capacity_tokens: float, iteration_s: float | None = None) -> None:
         super().set_capacity(capacity_tokens, iteration_s)
@@ -63,6 +66,8 @@ class Justitia(Policy):
         self.start[app.app_id] = self.clock.v  # S = V(now): arrive() advanced the clock to now
         self.estimated[app.app_id] = est
         self.served_cost[app.app_id] = 0.0
+        self._order[app.app_id] = self._next
+        self._next += 1
 
     def served(self, req: Req, prefill_tokens: int, decode_tokens: int, held_token_iters: float, now: float) -> None:
         app_id = req.app_id
@@ -79,7 +84,7 @@ class Justitia(Policy):
         if app_id in self.finish:
             # The true cost is known now: correct the reference (with an oracle nothing changes).
             self._retag(app_id, self.served_cost[app_id], now)
-            for d in (self.finish, self.start, self.estimated, self.served_cost):
+            for d in (self.finish, self.start, self.estimated, self.served_cost, self._order):
                 d.pop(app_id, None)
         super().app_finished(app_id, now)
 
@@ -105,4 +110,4 @@ class Justitia(Policy):
         except KeyError:
             raise KeyError(f"request {req.req_id!r} belongs to unknown application {req.app_id!r}; "
                            "the engine must call app_arrived() first") from None
-        return (f, self.apps[req.app_id].arrival_s, req.arrival_s, req.seq)
+        return (f, self.apps[req.app_id].arrival_s, self._order[req.app_id], req.arrival_s, req.seq)
