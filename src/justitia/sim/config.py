@@ -1,0 +1,93 @@
+"""Configuration of the simulated engine and its named presets (issue 2 §4, DESIGN §4)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+from justitia.sim.latency import LatencyModel, gpu_latency
+
+# KV capacity of the named presets (tokens). DESIGN §4: Llama-2-7B on an 80 GB GPU ≈ 122.8k tokens
+# (512 KiB/token in fp16 after weights and activations); Llama-3-8B (GQA, 128 KiB/token) ≈ 483k.
+_PRESET_CAPACITY = {
+    "h100-llama2-7b": 122_800,
+    "a100-llama2-7b": 122_800,
+    "a100-llama3-8b": 483_000,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """A simulated vLLM v1 engine.
+
+    ``capacity_tokens`` is the KV capacity ``M`` (rounded down to whole blocks of ``block_size``).
+    ``max_num_batched_tokens`` is the per-iteration token budget (chunked prefill), ``max_num_seqs`` the
+    cap on running requests. ``reserve_full_isl`` mirrors vLLM 0.32's ``scheduler_reserve_full_isl``
+    (admit a waiting request only if its whole sequence fits in the free blocks).
+    ``macro_steps`` lets the engine advance many decode iterations in closed form (same results as
+    single steps, up to float rounding); ``served_every`` is how often (in iterations) running requests'
+    service is reported to policies that listen to it, besides at finish and preemption.
+    ``check_invariants`` re-verifies the block accounting every step (slow; for tests).
+    """
+
+    latency: LatencyModel
+    capacity_tokens: int
+    block_size: int = 16
+    max_num_batched_tokens: int = 8192
+    max_num_seqs: int = 256
+    reserve_full_isl: bool = True
+    macro_steps: bool = True
+    served_every: int = 32
+    check_invariants: bool = False
+    name: str = "custom"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.latency, LatencyModel):
+            raise ValueError(f"latency must be a LatencyModel, got {type(self.latency).__name__}")
+        for field in ("capacity_tokens", "block_size", "max_num_batched_tokens", "max_num_seqs", "served_every"):
+            v = getattr(self, field)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"EngineConfig.{field} must be a positive integer, got {v!r}")
+        if self.capacity_tokens < self.block_size:
+            raise ValueError(f"capacity_tokens ({self.capacity_tokens}) must hold at least one block of {self.block_size}")
+        if self.max_num_batched_tokens < self.max_num_seqs:
+            raise ValueError(f"max_num_batched_tokens ({self.max_num_batched_tokens}) must be >= max_num_seqs "
+                             f"({self.max_num_seqs}), as in vLLM")
+
+    @property
+    def num_blocks(self) -> int:
+        return self.capacity_tokens // self.block_size
+
+    @property
+    def kv_capacity(self) -> int:
+        """KV capacity in tokens as the engine sees it (whole blocks)."""
+        return self.num_blocks * self.block_size
+
+    def replace(self, **changes: object) -> EngineConfig:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+def preset(name: str, **overrides: object) -> EngineConfig:
+    """A named GPU engine: ``h100-llama2-7b``, ``a100-llama2-7b``, ``a100-llama3-8b``."""
+    if name not in _PRESET_CAPACITY:
+        raise ValueError(f"unknown engine preset {name!r}; choose one of: {', '.join(preset_names())}")
+    cfg = EngineConfig(latency=gpu_latency(name), capacity_tokens=_PRESET_CAPACITY[name], name=name)
+    return cfg.replace(**overrides) if overrides else cfg
+
+
+def preset_names() -> list[str]:
+    return sorted(_PRESET_CAPACITY)
+
+
+def nominal_iteration_s(config: EngineConfig) -> float:
+    """Service-rate basis of the fair-sharing reference: the time of one decode-only iteration of a
+    *saturated* engine — ``max_num_seqs`` decoding requests whose contexts fill the whole KV capacity
+    ``M`` (so every iteration reads ``M`` KV tokens). The reference then serves ``M`` token·iterations per
+    ``nominal_iteration_s`` (clock eq. 1). For h100-llama2-7b: T_lin(256) + M·κ ≈ 8.3 + 19.2 ≈ 27.5 ms.
+    """
+    n = min(config.max_num_seqs, config.max_num_batched_tokens)
+    t = config.latency.decode_base_s(n) + config.latency.kv_s_per_token * config.kv_capacity
+    if not (t > 0 and math.isfinite(t)):
+        raise ValueError(f"latency model gives a non-positive iteration time ({t!r}) for a saturated batch")
+    return t
