@@ -1,0 +1,72 @@
+"""GPU-free builders in vLLM's own test style (vLLM tests/v1/core/utils.py; DESIGN §3).
+
+A scheduler is built from a folder holding only a ``config.json`` (``skip_tokenizer_init``), with a
+``KVCacheConfig`` of one ``FullAttentionSpec`` group, and is driven by fake ``ModelRunnerOutput`` s:
+every scheduled request gets one sampled token per step.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from vllm.config import CacheConfig, ModelConfig, SchedulerConfig, VllmConfig
+from vllm.sampling_params import SamplingParams
+from vllm.v1.core.sched.scheduler import Scheduler
+from vllm.v1.kv_cache_interface import FullAttentionSpec, KVCacheConfig, KVCacheGroupSpec
+from vllm.v1.outputs import ModelRunnerOutput
+from vllm.v1.request import Request
+from vllm.v1.structured_output import StructuredOutputManager
+
+EOS = 2
+TINY_LLAMA = {
+    "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 64,
+    "intermediate_size": 128, "num_attention_heads": 4, "num_key_value_heads": 4,
+    "num_hidden_layers": 2, "vocab_size": 1000, "max_position_embeddings": 4096,
+    "rms_norm_eps": 1e-5, "bos_token_id": 1, "eos_token_id": EOS, "torch_dtype": "float32",
+}
+
+
+def config_dir(tmp: Path) -> Path:
+    d = tmp / "tiny-llama"
+    d.mkdir(exist_ok=True)
+    (d / "config.json").write_text(json.dumps(TINY_LLAMA))
+    return d
+
+
+def create_scheduler(model_dir: Path, cls: type = Scheduler, num_blocks: int = 1000, block_size: int = 16,
+                     max_num_seqs: int = 16, max_num_batched_tokens: int = 2048) -> Any:
+    sched_cfg = SchedulerConfig(max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
+                                max_model_len=max_num_batched_tokens, enable_chunked_prefill=True,
+                                is_encoder_decoder=False)
+    model_cfg = ModelConfig(model=str(model_dir), dtype="float32", seed=0, skip_tokenizer_init=True)
+    cache_cfg = CacheConfig(block_size=block_size, cache_dtype="auto", enable_prefix_caching=False)
+    vllm_cfg = VllmConfig(scheduler_config=sched_cfg, model_config=model_cfg, cache_config=cache_cfg)
+    kv_cfg = KVCacheConfig(
+        num_blocks=num_blocks, kv_cache_tensors=[],
+        kv_cache_groups=[KVCacheGroupSpec(["layer"], FullAttentionSpec(block_size=block_size, num_kv_heads=1,
+                                                                        head_size=1, dtype=torch.float32))],
+    )
+    cache_cfg.num_gpu_blocks = num_blocks
+    return cls(vllm_config=vllm_cfg, kv_cache_config=kv_cfg, log_stats=False, block_size=block_size,
+               structured_output_manager=StructuredOutputManager(vllm_cfg))
+
+
+def make_request(rid: str, prompt_len: int = 16, max_tokens: int = 8, **xargs: Any) -> Request:
+    sp = SamplingParams(max_tokens=max_tokens, ignore_eos=True, extra_args=dict(xargs) if xargs else None)
+    return Request(request_id=rid, prompt_token_ids=[7] * prompt_len, sampling_params=sp, pooling_params=None)
+
+
+def fake_output(sched_out: Any) -> ModelRunnerOutput:
+    """One sampled token for every request that finishes its prefill (or decodes) this step."""
+    ids = list(sched_out.num_scheduled_tokens)
+    return ModelRunnerOutput(req_ids=ids, req_id_to_index={r: i for i, r in enumerate(ids)},
+                             sampled_token_ids=[[5] for _ in ids])
+
+
+def step(sched: Any) -> tuple[Any, Any]:
+    out = sched.schedule()
+    sched.update_from_output(out, fake_output(out))
+    return out, out.num_scheduled_tokens
