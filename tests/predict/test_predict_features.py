@@ -77,3 +77,13 @@ def test_bad_feature_values_are_named(bad: object) -> None:
     info = AppInfo("x", 0.0, features={"prompt_tokens_total": bad})
     with pytest.raises(ValueError, match="prompt_tokens_total"):
         feature_vector(info)
+
+
+def test_simulator_features_match_the_training_path() -> None:
+    """The simulator builds ``AppInfo.features`` itself; the model must see what training saw."""
+    sim = pytest.importorskip("justitia.sim.engine")
+    from justitia.apps.workloads import make_workload
+
+    apps = make_workload("paper-mix", 300, seed=11)
+    engine = [AppInfo(a.app_id, a.arrival_s, a.weight, a.type, a.cost, sim.arrival_features(a)) for a in apps]
+    np.testing.assert_array_equal(feature_matrix(engine), feature_matrix([app_info(a) for a in apps]))
