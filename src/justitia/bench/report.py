@@ -93,22 +93,26 @@ def _secs(x: float) -> str:
     return f"{x:.2f}"
 
 
+TABLE_LEGEND = (
+    "Times in s. mean ÷fcfs: mean ACT / fcfs's. delay: completion − fair-sharing finish.\n"
+    "over bound: apps later than fair finish + C_max/M × iteration + own critical path."
+)
+
+
 def build_table(metrics: Sequence[PolicyMetrics], title: str = "", baseline: str = "fcfs") -> Any:
     """A :class:`rich.table.Table` with one row per policy."""
     from rich.table import Table
 
     base = baseline_of(metrics, baseline)
-    table = Table(title=title or None, title_justify="left", header_style="bold")
-    table.add_column("policy", style="bold")
-    table.add_column("apps", justify="right")
-    table.add_column("mean ACT s", justify="right")
-    table.add_column("p50 ACT s", justify="right")
-    table.add_column("p99 ACT s", justify="right")
-    table.add_column(f"mean ACT / {baseline}", justify="right")
-    table.add_column("max delay vs fair s", justify="right")
-    table.add_column("apps over bound", justify="right")
-    table.add_column("tok/s", justify="right")
-    table.add_column("preemptions", justify="right")
+    from rich import box
+
+    table = Table(
+        title=title or None, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, padding=(0, 0, 0, 2),
+    )
+    table.add_column("policy", style="bold", no_wrap=True)
+    for head in ("mean\nACT", "p50\nACT", "p99\nACT", f"mean\n÷{baseline}", "max\ndelay",
+                 "over\nbound", "tok/s", "preempt"):
+        table.add_column(head, justify="right", no_wrap=True)
     best = min((m.mean_act_s for m in metrics), default=0.0)
     for m in metrics:
         s = m.summary()
@@ -122,7 +126,7 @@ def build_table(metrics: Sequence[PolicyMetrics], title: str = "", baseline: str
         if s["apps_over_fair_bound"]:
             over = f"[red]{over}[/red]"
         table.add_row(
-            m.policy, str(s["apps"]), mean, _secs(s["p50_act_s"]), _secs(s["p99_act_s"]), ratio,
+            m.policy, mean, _secs(s["p50_act_s"]), _secs(s["p99_act_s"]), ratio,
             _secs(s["max_delay_vs_fair_s"]), over, f"{s['throughput_tok_s']:,.0f}", f"{s['preemptions']:,}",
         )
     return table
@@ -131,4 +135,6 @@ def build_table(metrics: Sequence[PolicyMetrics], title: str = "", baseline: str
 def print_table(metrics: Sequence[PolicyMetrics], title: str = "", console: Any = None) -> None:
     from rich.console import Console
 
-    (console or Console()).print(build_table(metrics, title))
+    console = console or Console()
+    console.print(build_table(metrics, title))
+    console.print(TABLE_LEGEND, style="dim", highlight=False)
