@@ -45,7 +45,7 @@ def test_plas_sums_service_over_calls_and_keeps_it_across_calls() -> None:
     for r in calls:
         d.serve(r, 1.0, decode=100)
         d.finish(r, 1.0)
-    assert d.p.service["A"] == 300
+    assert d.p.attained("A") == 300
     nxt = d.req("A", 2.0, stage=1)  # a later call inherits the program's attained service
     d.app("B", 2.0)
     b = d.req("B", 2.0)
@@ -61,7 +61,7 @@ def test_atlas_uses_critical_path_not_total() -> None:
             d.serve(r, 1.0, decode=n)
         d.app("B", 1.0)
         d.req("B", 1.0)
-    assert plas.p.service["A"] == 370 and atlas.p.service["A"] == 150  # Σ vs max of the stage
+    assert plas.p.attained("A") == 370 and atlas.p.attained("A") == 150  # Σ vs max of the stage
     assert plas.order()[0].startswith("B")  # A demoted to level 1 under PLAS
     assert atlas.order()[0].startswith("A")  # still level 0 under ATLAS: earlier program first
     # next stage: the critical path adds this stage's longest call
@@ -70,11 +70,11 @@ def test_atlas_uses_critical_path_not_total() -> None:
     s1 = [atlas.req("A", 2.0, stage=1, call=i) for i in range(2)]
     atlas.serve(s1[0], 3.0, decode=50)
     atlas.serve(s1[1], 3.0, decode=90)
-    assert atlas.p.service["A"] == 150 + 90
+    assert atlas.p.attained("A") == 150 + 90
     atlas.serve(s1[0], 3.1, decode=20)  # 70 < 90: the stage maximum does not move
-    assert atlas.p.service["A"] == 240
+    assert atlas.p.attained("A") == 240
     atlas.serve(s1[1], 3.2, decode=16)  # 106: past θ_0 = 256
-    assert atlas.p.service["A"] == 256
+    assert atlas.p.attained("A") == 256
     assert atlas.order()[0].startswith("B")
 
 
@@ -117,6 +117,21 @@ def test_running_in_a_long_service_span_is_not_waiting() -> None:
     assert d.p.promotions == 0 and d.p.key(a)[0] == d.p.level_of(3300) == 4
 
 
+def test_time_changes_keys_only_below_the_top_level() -> None:
+    d = Driver(PLAS(1000, IT))
+    d.app("A", 0.0)
+    a = d.req("A", 0.0)
+    d.serve(a, 0.5, decode=100)
+    v0 = d.p.version
+    d.at(100.0)  # only Q0 requests: waiting cannot change a key
+    assert d.p.version == v0 and d.p.key(a)[0] == 0
+    d.serve(a, 100.0, decode=200)  # T = 300: Q1, where waiting long enough means starving
+    v1 = d.p.version
+    assert v1 > v0
+    d.at(101.0)
+    assert d.p.version > v1
+
+
 def test_anti_starvation_can_be_disabled() -> None:
     d = Driver(PLAS(1000, IT, starvation_ratio=math.inf))
     d.app("A", 0.0)
@@ -135,10 +150,11 @@ def test_no_state_after_app_finished(cls: type) -> None:
             r = d.req(f"a{i}", i + 0.3 * s, stage=s)
             d.serve(r, i + 0.3 * s + 0.1, decode=30)
     d.finish_app("a0", 5.0)
-    assert "a0" not in d.p.service and "a0" not in d.p.calls
+    assert "a0" not in d.p.progs and d.p._deep_calls >= 0
     for i in range(1, 4):
         d.finish_app(f"a{i}", 10.0)
     assert_no_app_state(d.p, allow={"thresholds"})
+    assert d.p._deep_calls == 0
 
 
 @pytest.mark.parametrize("kwargs,match", [

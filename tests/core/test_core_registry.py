@@ -110,6 +110,7 @@ def test_no_state_leaks_after_a_whole_history(name: str) -> None:
     d = play(make_policy(name, 4096, 0.02), seed=7)
     assert not d.reqs
     assert_no_app_state(d.p, allow={"thresholds"})
+    assert getattr(d.p, "_deep_calls", 0) == 0
     clock = getattr(d.p, "clock", None)
     if clock is not None:
         d.at(1e9)

@@ -46,8 +46,8 @@ from __future__ import annotations
 
 import bisect
 import math
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 from justitia.core.policy import AppInfo, Estimator, Key, Policy, Req
 
@@ -59,8 +59,22 @@ class _Call:
     promoted_at: float | None = None  # t_c when promoted to Q0 by anti-starvation, else None
 
 
+@dataclass(slots=True)
+class _Prog:
+    arrival: float  # a_p
+    order: int  # n_p: arrival order, breaks ties of a_p
+    limit: float  # β · max(T_p, 1) · iteration_s: the wait that counts as starving
+    service: float = 0.0  # T_p
+    level: int = 0  # level(T_p), cached
+    calls: dict[str, _Call] = field(default_factory=dict)  # its requests in the engine
+    stage_max: dict[int, float] = field(default_factory=dict)  # ATLAS: stage -> max_c t_c
+
+
 class _LeastAttainedService(Policy):
-    """Shared mechanics of PLAS and ATLAS: levels, FCFS inside a level, anti-starvation."""
+    """Shared mechanics of PLAS and ATLAS: levels, FCFS inside a level, anti-starvation.
+
+    Costs: every event and :meth:`key` are O(1) (a level change is O(log K)).
+    """
 
     dynamic_keys: ClassVar[bool] = True
 
@@ -88,91 +102,124 @@ class _LeastAttainedService(Policy):
         self.num_levels = num_levels
         self.starvation_ratio = float(starvation_ratio)
         self.thresholds = [self.base_tokens * self.ratio**i for i in range(num_levels - 1)]
-        self.service: dict[str, float] = {}  # T_p
-        self.calls: dict[str, dict[str, _Call]] = {}  # app_id -> req_id -> call state
-        self._order: dict[str, int] = {}
+        self.progs: dict[str, _Prog] = {}
         self._next = 0
+        self._deep_calls = 0  # live calls of programs below Q0 (only they can starve)
         self.now = 0.0
         self.promotions = 0
+
+    def set_capacity(self, capacity_tokens: float, iteration_s: float | None = None) -> None:
+        super().set_capacity(capacity_tokens, iteration_s)
+        for prog in self.progs.values():
+            prog.limit = self._limit(prog.service)
 
     # ------------------------------------------------------------------ levels
     def level_of(self, service: float) -> int:
         """``level(T) = #{i : θ_i ≤ T}`` with ``θ_i = base · ratio^i`` (multi-level queues)."""
         return bisect.bisect_right(self.thresholds, service)
 
+    def attained(self, app_id: str) -> float:
+        """``T_p`` of a known application (eq. 1 for PLAS, eq. 2 for ATLAS)."""
+        return self.progs[app_id].service
+
     def starving(self, req: Req, now: float | None = None) -> bool:
         """The starvation rule of the module docstring, for a request in the engine."""
-        call = self.calls[req.app_id][req.req_id]
+        prog = self.progs[req.app_id]
         t = self.now if now is None else now
-        limit = self.starvation_ratio * max(self.service[req.app_id], 1.0) * self.iteration_s
-        return t - call.last_served >= limit
+        return t - prog.calls[req.req_id].last_served >= prog.limit
+
+    def _limit(self, service: float) -> float:
+        return self.starvation_ratio * max(service, 1.0) * self.iteration_s
+
+    def _level(self, prog: _Prog, call: _Call) -> int:
+        """The level in the key: the program's, or 0 for a promoted or starving request."""
+        if prog.level and (call.promoted_at is not None or self.now - call.last_served >= prog.limit):
+            return 0
+        return prog.level
 
     # ------------------------------------------------------------------ events
     def app_arrived(self, app: AppInfo, now: float) -> None:
         super().app_arrived(app, now)
         self.now = max(self.now, now)
-        self.service[app.app_id] = 0.0
-        self.calls[app.app_id] = {}
-        self._order[app.app_id] = self._next
+        old = self.progs.get(app.app_id)
+        if old is not None and old.level:
+            self._deep_calls -= len(old.calls)
+        self.progs[app.app_id] = _Prog(arrival=app.arrival_s, order=self._next, limit=self._limit(0.0))
         self._next += 1
 
     def request_arrived(self, req: Req, now: float) -> None:
         self.now = max(self.now, now)
-        calls = self.calls.get(req.app_id)
-        if calls is None:
+        prog = self.progs.get(req.app_id)
+        if prog is None:
             raise KeyError(f"request {req.req_id!r} belongs to unknown application {req.app_id!r}; "
                            "the engine must call app_arrived() first")
-        calls[req.req_id] = _Call(last_served=now)
+        if req.req_id not in prog.calls and prog.level:
+            self._deep_calls += 1
+        prog.calls[req.req_id] = _Call(last_served=now)
         self.version += 1
 
     def served(self, req: Req, prefill_tokens: int, decode_tokens: int, held_token_iters: float, now: float) -> None:
         self.now = max(self.now, now)
-        call = self.calls.get(req.app_id, {}).get(req.req_id)
-        if call is None:
+        prog = self.progs.get(req.app_id)
+        call = prog.calls.get(req.req_id) if prog is not None else None
+        if prog is None or call is None:
             return
+        before = self._level(prog, call)
         # Engines report service in spans: judge starvation at the span's start (≈ now − d iterations),
         # so time spent running is never taken for waiting.
         span_start = max(call.last_served, now - decode_tokens * self.iteration_s)
-        if call.promoted_at is None and self.level_of(self.service[req.app_id]) > 0 and self.starving(req, span_start):
+        if call.promoted_at is None and prog.level and span_start - call.last_served >= prog.limit:
             call.promoted_at = call.service
             self.promotions += 1
         call.last_served = now
+        moved = False  # may keys of the program's other requests have changed?
         if decode_tokens > 0:
             call.service += decode_tokens
-            self._accrue(req, call, decode_tokens)
+            self._accrue(prog, req, call, decode_tokens)
+            if prog.level < len(self.thresholds) and prog.service >= self.thresholds[prog.level]:
+                if not prog.level:
+                    self._deep_calls += len(prog.calls)
+                prog.level = self.level_of(prog.service)  # demotion
+                moved = True
+            if prog.level:
+                prog.limit = self._limit(prog.service)
+                moved = True  # a larger T_p lengthens the starvation limit of its waiting requests
         if call.promoted_at is not None and call.service - call.promoted_at >= self.base_tokens:
             call.promoted_at = None  # used its top-level quantum
-        self.version += 1
+        if moved or self._level(prog, call) != before:
+            self.version += 1
 
     def request_finished(self, req: Req, now: float) -> None:
-        calls = self.calls.get(req.app_id)
-        if calls is not None and calls.pop(req.req_id, None) is not None:
+        prog = self.progs.get(req.app_id)
+        if prog is not None and prog.calls.pop(req.req_id, None) is not None:
+            if prog.level:
+                self._deep_calls -= 1
             self.version += 1
 
     def app_finished(self, app_id: str, now: float) -> None:
-        for d in (self.service, self.calls, self._order):
-            d.pop(app_id, None)
+        prog = self.progs.pop(app_id, None)
+        if prog is not None and prog.level:
+            self._deep_calls -= len(prog.calls)
         super().app_finished(app_id, now)
 
     def tick(self, now: float) -> None:
         if now > self.now:
             self.now = now
-            self.version += 1  # starvation depends on time
+            if self._deep_calls and math.isfinite(self.starvation_ratio):
+                self.version += 1  # a waiting request below Q0 may have started to starve
 
-    def _accrue(self, req: Req, call: _Call, tokens: int) -> None:
+    def _accrue(self, prog: _Prog, req: Req, call: _Call, tokens: int) -> None:
         raise NotImplementedError
 
     # ------------------------------------------------------------------ the question
     def key(self, req: Req) -> Key:
         try:
-            call = self.calls[req.app_id][req.req_id]
+            prog = self.progs[req.app_id]
+            call = prog.calls[req.req_id]
         except KeyError:
             raise KeyError(f"request {req.req_id!r} of application {req.app_id!r} is unknown; "
                            "the engine must call app_arrived() and request_arrived() first") from None
-        level = self.level_of(self.service[req.app_id])
-        if level and (call.promoted_at is not None or self.starving(req)):
-            level = 0
-        return (level, self.apps[req.app_id].arrival_s, self._order[req.app_id], req.arrival_s, req.seq)
+        return (self._level(prog, call), prog.arrival, prog.order, req.arrival_s, req.seq)
 
 
 class PLAS(_LeastAttainedService):
@@ -180,8 +227,8 @@ class PLAS(_LeastAttainedService):
 
     name = "plas"
 
-    def _accrue(self, req: Req, call: _Call, tokens: int) -> None:
-        self.service[req.app_id] += tokens
+    def _accrue(self, prog: _Prog, req: Req, call: _Call, tokens: int) -> None:
+        prog.service += tokens
 
 
 class ATLAS(_LeastAttainedService):
@@ -189,17 +236,8 @@ class ATLAS(_LeastAttainedService):
 
     name = "atlas"
 
-    def __init__(self, capacity_tokens: float, iteration_s: float, estimator: Estimator | None = None, **kwargs: Any) -> None:
-        super().__init__(capacity_tokens, iteration_s, estimator, **kwargs)
-        self.stage_max: dict[str, dict[int, float]] = {}  # app_id -> stage -> max_c t_c
-
-    def _accrue(self, req: Req, call: _Call, tokens: int) -> None:
-        stages = self.stage_max.setdefault(req.app_id, {})
-        old = stages.get(req.stage, 0.0)
+    def _accrue(self, prog: _Prog, req: Req, call: _Call, tokens: int) -> None:
+        old = prog.stage_max.get(req.stage, 0.0)
         if call.service > old:
-            stages[req.stage] = call.service
-            self.service[req.app_id] += call.service - old
-
-    def app_finished(self, app_id: str, now: float) -> None:
-        self.stage_max.pop(app_id, None)
-        super().app_finished(app_id, now)
+            prog.stage_max[req.stage] = call.service
+            prog.service += call.service - old
