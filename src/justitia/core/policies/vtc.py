@@ -82,17 +82,16 @@ class VTC(Policy):
         reqs[req.req_id] = 0
 
     def served(self, req: Req, prefill_tokens: int, decode_tokens: int, held_token_iters: float, now: float) -> None:
-        app = self.apps.get(req.app_id)
         reqs = self.live.get(req.app_id)
-        if app is None or reqs is None:
+        if reqs is None:
             return
         n_in = prefill_tokens
-        if req.prompt_tokens > 0:  # charge each prompt token once; recompute is free
+        if n_in and req.prompt_tokens > 0:  # charge each prompt token once; recompute is free
             done = reqs.get(req.req_id, 0)
             n_in = max(0, min(prefill_tokens, req.prompt_tokens - done))
             if req.req_id in reqs:
                 reqs[req.req_id] = done + n_in
-        delta = (self.input_weight * n_in + self.output_weight * decode_tokens) / app.weight
+        delta = (self.input_weight * n_in + self.output_weight * decode_tokens) / self.apps[req.app_id].weight
         if delta:
             self.counter[req.app_id] += delta  # VTC eq. 1
             self.version += 1
@@ -108,7 +107,11 @@ class VTC(Policy):
         super().app_finished(app_id, now)
 
     def key(self, req: Req) -> Key:
-        return (self.counter[self._known(req)], req.arrival_s, req.seq)
+        try:
+            return (self.counter[req.app_id], req.arrival_s, req.seq)
+        except KeyError:
+            self._known(req)
+            raise
 
     def _known(self, req: Req) -> str:
         if req.app_id not in self.counter:
