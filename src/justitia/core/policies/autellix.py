@@ -1,45 +1,49 @@
 """Autellix's program-level schedulers PLAS and ATLAS (Luo et al., "Autellix: An Efficient Serving
-Engine for LLM Agents as General Programs", 2025, §4.2).
+Engine for LLM Agents as General Programs", 2025, §4.2 and its Algorithm 1).
 
 A *program* is our application. Autellix schedules LLM calls by the service their program has
 already attained (least attained service first, so short programs are not stuck behind long ones)
-and discretises it into ``K`` multi-level queues to avoid reordering on every token.
+and discretises it into ``K`` multi-level queues so that order does not change on every token.
+The equation labels below are ours.
 
 **Attained service** ``T_p`` is counted in decode steps, i.e. tokens generated (one engine iteration
 of one call each), as in Autellix's vLLM port; prefill and recompute are not counted.
 
-* PLAS (program-level attained service, §4.2.1): the total over all the program's calls,
-  ``T_p = Σ_{c ∈ p} t_c``                                                          (Autellix eq. 1)
-* ATLAS (adaptive thread-level, §4.2.2): service along the critical path. A call's priority is the
-  longest chain of service that led to it, ``p_c = max_{parent d} (p_d + t_d)``; for our
-  stage-structured applications (stages run one after another, the calls of a stage in parallel,
-  :attr:`Req.stage`) that is
-  ``T_p = Σ_{stages s} max_{c ∈ s} t_c``                                            (ATLAS eq. 2)
+* PLAS (program-level attained service): the total over all the program's calls,
+  ``T_p = Σ_{c ∈ p} t_c``                                                              (PLAS eq. 1)
+* ATLAS (adaptive thread-level attained service): service along the critical path. A call's
+  priority is the longest chain of service that led to it, ``p_c = max_{parent d} (p_d + t_d)``;
+  for our stage-structured applications (stages run one after another, the calls of a stage in
+  parallel, :attr:`Req.stage`) that is
+  ``T_p = Σ_{stages s} max_{c ∈ s} t_c``                                              (ATLAS eq. 2)
   (completed stages contribute their longest call, the current stage its longest call so far).
 
-**Multi-level queues** (§4.2.3 "discretised prioritisation"). Level ``ℓ`` holds the programs with
-``θ_{ℓ-1} ≤ T_p < θ_ℓ`` where ``θ_i = base · ratio^i`` (``θ_{-1} = 0``, the last level is
-unbounded):  ``level(T) = #{i < K−1 : θ_i ≤ T}``. Defaults: ``base = 256`` tokens, ``ratio = 2``,
-``K = 8`` (so Q0 < 256, Q1 < 512, …, Q7 ≥ 16384 decode tokens). A program is demoted as soon as its
-service crosses a threshold. Inside a level, requests are FCFS by *program* arrival (then request
-arrival and sequence):  ``key(r) = (level, a_p, n_p, a_r, seq_r)``.
+**Multi-level queues** (discretised priorities). Level ``ℓ`` holds the programs with
+``θ_{ℓ-1} ≤ T_p < θ_ℓ`` where ``θ_i = base · ratio^i`` (``θ_{-1} = 0``; the last level is
+unbounded): ``level(T) = #{i < K−1 : θ_i ≤ T}``. Defaults: ``base = 256`` tokens, ``ratio = 2``,
+``K = 8`` (Q0 < 256, Q1 < 512, …, Q6 < 16384 ≤ Q7 decode tokens). A program is demoted as soon as
+its service crosses a threshold. Inside a level, requests are FCFS by *program* arrival (then
+request arrival and sequence):  ``key(r) = (level, a_p, n_p, a_r, seq_r)``.
 
-**Anti-starvation** (Autellix Algorithm 1 compares waiting time to attained service with a ratio
-``β``). Our exact rule: a request ``r`` of program ``p`` is *starving* at time ``t`` when
+**Anti-starvation** (Autellix's Algorithm 1 promotes a call to the top queue when its waiting time
+reaches ``β`` times its attained service). Our exact rule: a request ``r`` of program ``p`` is
+*starving* at time ``t`` when
 
-    t − s_r ≥ β · max(T_p, 1) · iteration_s                                          (starvation rule)
+    t − s_r ≥ β · max(T_p, 1) · iteration_s                                       (starvation rule)
 
-where ``s_r`` is the last time ``r`` was served (its arrival if never) and ``T_p · iteration_s`` is
-the program's service expressed in seconds. (When the engine reports service in spans, the check at
-a report uses the span's start, ``now − decode_tokens · iteration_s``, so running is not waiting.) A starving request of a program below Q0 is promoted to
-Q0; once it is served it stays in Q0 until it has generated ``base`` more tokens (one top-level
-quantum), then returns to its program's level. (Programs in Q0 are already at the top, so the
-promotion only matters from Q1 down, where ``T_p ≥ base`` and the wait is at least
-``β · base · iteration_s``, 41 s with the defaults at 20 ms per iteration.) Default ``β = 8``. The rule only depends on the event history and the time of
-the last :meth:`tick`, so keys are deterministic.
+where ``s_r`` is the last time ``r`` was served (its arrival if never) and ``T_p · iteration_s``
+is the program's service in seconds. A starving request of a program below Q0 is promoted to Q0;
+once served it stays in Q0 until it has generated ``base`` more tokens (one top-level quantum),
+then returns to its program's level. Programs in Q0 are already at the top, so promotion only
+matters from Q1 down, where ``T_p ≥ base``: the wait is then at least ``β · base · iteration_s``
+(41 s at 20 ms per iteration). Default ``β = 8`` (as in Autellix's vLLM port). When the engine
+reports service in spans, the check at a report uses the span's start,
+``now − decode_tokens · iteration_s``, so time spent running is not taken for waiting. The rule
+depends only on the event history and the time of the last :meth:`tick`: keys are deterministic.
 
-Keys change with service and with time, so the policy is dynamic; :attr:`version` increments on
-every change and on every tick that moves time.
+Keys change with service and with time (dynamic policy); :attr:`version` increments whenever a key
+may have moved: a level change, a program's starvation limit growing, a promotion, and a tick while
+some request sits below Q0.
 """
 
 from __future__ import annotations
