@@ -85,6 +85,10 @@ class Policy(ABC):
 
     name: ClassVar[str] = "base"
     dynamic_keys: ClassVar[bool] = False
+    #: True if app_arrived()/app_finished() never change the key of a request of *another* application
+    #: (their version bumps then concern only the arriving/leaving app, which has no queued request),
+    #: so engines may keep a cached order of queued requests across those two events. False is always safe.
+    app_events_keep_keys: ClassVar[bool] = False
 
     def __init__(self, capacity_tokens: float, iteration_s: float, estimator: Estimator | None = None) -> None:
         if not (capacity_tokens > 0 and math.isfinite(capacity_tokens)):

@@ -21,6 +21,7 @@ class AppFCFS(Policy):
     """First come, first served over *applications* (Parrot-style)."""
 
     name = "app_fcfs"
+    app_events_keep_keys = True  # arrivals/finishes never re-key other apps
 
     def __init__(self, capacity_tokens: float, iteration_s: float, estimator: Estimator | None = None) -> None:
         super().__init__(capacity_tokens, iteration_s, estimator)

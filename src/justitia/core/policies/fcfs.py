@@ -9,6 +9,7 @@ class FCFS(Policy):
     """First come, first served over *requests* (vLLM ``--scheduling-policy fcfs``)."""
 
     name = "fcfs"
+    app_events_keep_keys = True  # arrivals/finishes never re-key other apps
 
     def key(self, req: Req) -> Key:
         return (req.arrival_s, req.seq)

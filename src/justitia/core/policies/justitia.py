@@ -27,6 +27,7 @@ class Justitia(Policy):
     """Order by application virtual finish time ``F``; preempt the largest ``F`` first."""
 
     name = "justitia"
+    app_events_keep_keys = True  # arrivals/finishes never re-key other apps
     needs_cost: ClassVar[bool] = True
 
     def __init__(
