@@ -84,7 +84,7 @@ def nominal_iteration_s(config: EngineConfig) -> float:
     """Service-rate basis of the fair-sharing reference: the time of one decode-only iteration of a
     *saturated* engine — ``max_num_seqs`` decoding requests whose contexts fill the whole KV capacity
     ``M`` (so every iteration reads ``M`` KV tokens). The reference then serves ``M`` token·iterations per
-    ``nominal_iteration_s`` (clock eq. 1). For h100-llama2-7b: T_lin(256) + M·κ ≈ 8.3 + 19.2 ≈ 27.5 ms.
+    ``nominal_iteration_s`` (clock eq. 1). For h100-llama2-7b: T_lin(256) + M·κ ≈ 9.2 + 19.2 ≈ 28.4 ms.
     """
     n = min(config.max_num_seqs, config.max_num_batched_tokens)
     t = config.latency.decode_base_s(n) + config.latency.kv_s_per_token * config.kv_capacity

@@ -160,6 +160,7 @@ class Simulator:
         # policy bookkeeping
         self.dynamic = bool(getattr(policy, "dynamic_keys", False))
         self.listens = type(policy).served is not Policy.served
+        self.keep_keys = bool(getattr(policy, "app_events_keep_keys", False)) and not self.dynamic
         # state
         self.now = 0.0
         self.G = 0
@@ -314,7 +315,10 @@ class Simulator:
                                cost_hint=spec.cost, features=arrival_features(spec))
                 app = _App(idx, spec, info)
                 policy.tick(t_app)
+                v0 = policy.version
                 policy.app_arrived(info, t_app)
+                if self.keep_keys and self.wver == v0:
+                    self.wver = policy.version  # only the new app (nothing queued yet) was keyed
                 est = getattr(policy, "estimator", None)
                 if est is not None:
                     app.estimated = float(est.estimate(info))
@@ -710,7 +714,10 @@ class Simulator:
                     app_id=spec.app_id, app_type=spec.type, arrival_s=spec.arrival_s, completion_s=now,
                     cost=spec.cost, weight=spec.weight, num_calls=app.calls_done, estimated_cost=app.estimated)
                 self.apps_done += 1
+                v0 = self.policy.version
                 self.policy.app_finished(spec.app_id, now)
+                if self.keep_keys and self.wver == v0:
+                    self.wver = self.policy.version  # the finished app has no queued request
         if self.progress is not None and (self.finished % self._progress_every == 0
                                           or self.finished == self.total_requests):
             self.progress(self.finished, self.total_requests)

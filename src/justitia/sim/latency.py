@@ -6,8 +6,11 @@ prefilling requests) and ``decode_tokens`` decode tokens (one per decoding reque
     T = T_lin(prefill + decode) + κ · kv_tokens_read + π · prefill_attn + overhead      (latency eq. 1)
 
 * ``T_lin(n)`` — the token-wise layers (QKV/O projections, MLP, norms, rope, residual adds) of all
-  layers for ``n`` tokens, fitted on the per-operator profiles of ``profiling/*_mlp.csv`` (Vidur):
-  ``T_lin(n) = max(flat, a + b·n)``: flat while the GPU is under-occupied (n ≲ 64–128), then linear.
+  layers for ``n`` tokens, from the per-operator profiles of ``profiling/*_mlp.csv`` (Vidur; per-layer
+  medians × layers). Summarised by the fit ``T_lin(n) = max(flat, a + b·n)`` — flat while the GPU is
+  under-occupied (n ≲ 64–128), then linear — which reproduces DESIGN §4's figures; the engine uses the
+  measured curve itself (:class:`ProfileCurve`, interpolated), because the real curve has tile-size
+  steps between 64 and 256 tokens that the two-piece fit misses by up to 35 %.
 * ``κ · kv_tokens_read`` — attention of decoding tokens is memory-bound: every decode token reads the
   K and V of its whole context (``2 · layers · kv_heads · head_dim · 2 bytes`` per token, fp16) at the
   device's memory bandwidth. ``kv_tokens_read`` = Σ over decoding requests of their context length
@@ -23,6 +26,7 @@ CPU engine (``justitia calibrate``): ``a + b·prefill + c·decode + d·kv_read (
 
 from __future__ import annotations
 
+import bisect
 import csv
 import json
 import math
@@ -121,6 +125,40 @@ class TokenwiseFit:
         return (self.flat_s - self.a_s) / self.b_s if self.b_s > 0 else math.inf
 
 
+class ProfileCurve:
+    """``T_lin(n)`` straight from a profile: linear interpolation between the measured batch sizes (the
+    real curve has steps between 64 and 256 tokens that no two-piece fit follows), the first point below
+    them, and the fit's slope beyond the last one."""
+
+    __slots__ = ("ns", "ts", "slope", "source")
+
+    def __init__(self, points: Sequence[tuple[int, float]], slope_s: float, source: str = "") -> None:
+        by_n: dict[int, list[float]] = {}
+        for n, t in points:
+            by_n.setdefault(int(n), []).append(float(t))  # repeated batch sizes: their mean
+        if len(by_n) < 2:
+            raise ValueError(f"profile {source!r} needs at least 2 distinct batch sizes")
+        self.ns = sorted(by_n)
+        self.ts = [sum(by_n[n]) / len(by_n[n]) for n in self.ns]
+        self.slope = float(slope_s)
+        self.source = source
+
+    def __call__(self, n: int) -> float:
+        if n <= 0:
+            return 0.0
+        ns, ts = self.ns, self.ts
+        if n <= ns[0]:
+            return ts[0]
+        if n >= ns[-1]:
+            return ts[-1] + self.slope * (n - ns[-1])
+        i = bisect.bisect_right(ns, n)
+        n0, n1 = ns[i - 1], ns[i]
+        return ts[i - 1] + (ts[i] - ts[i - 1]) * (n - n0) / (n1 - n0)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"points": [[n, t] for n, t in zip(self.ns, self.ts)], "slope_s": self.slope, "source": self.source}
+
+
 def load_profile(path: str | Path, layers: int, tensor_parallel: int = 1, stat: str = "median") -> list[tuple[int, float]]:
     """``(num_tokens, seconds)`` of the token-wise layers of one iteration (per-layer sum × ``layers``)
     from a Vidur ``mlp.csv`` profile (columns ``time_stats.<op>.<stat>`` in ms)."""
@@ -160,8 +198,11 @@ def fit_tokenwise(points: Sequence[tuple[int, float]], flat_max_tokens: int = 64
 class GPULatency(LatencyModel):
     """Calibrated GPU model (latency eq. 1): fitted token-wise layers + analytic attention."""
 
-    def __init__(self, tokenwise: TokenwiseFit, model: ModelDims, device: Device, overhead_s: float = 0.0) -> None:
+    def __init__(self, tokenwise: TokenwiseFit, model: ModelDims, device: Device, overhead_s: float = 0.0,
+                 curve: ProfileCurve | None = None) -> None:
         self.tokenwise = tokenwise
+        self.curve = curve
+        self._tl = curve if curve is not None else tokenwise
         self.model = model
         self.device = device
         self.overhead_s = float(overhead_s)
@@ -169,19 +210,23 @@ class GPULatency(LatencyModel):
         self.attn_s_per_unit = 2.0 * model.hidden * model.layers / device.attn_flops_s
 
     def step_s(self, prefill_tokens: int, decode_tokens: int, kv_tokens_read: int, prefill_attn: float = 0.0) -> float:
-        return (self.tokenwise(prefill_tokens + decode_tokens) + self.overhead_s
+        return (self._tl(prefill_tokens + decode_tokens) + self.overhead_s
                 + self.kv_s_per_token * kv_tokens_read + self.attn_s_per_unit * prefill_attn)
 
     def decode_base_s(self, n: int) -> float:
-        return self.tokenwise(n) + self.overhead_s
+        return self._tl(n) + self.overhead_s
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": "gpu", "tokenwise": asdict(self.tokenwise), "model": asdict(self.model),
-                "device": asdict(self.device), "overhead_s": self.overhead_s}
+        out = {"kind": "gpu", "tokenwise": asdict(self.tokenwise), "model": asdict(self.model),
+               "device": asdict(self.device), "overhead_s": self.overhead_s}
+        if self.curve is not None:
+            out["curve"] = self.curve.to_json()
+        return out
 
     def __repr__(self) -> str:
         t = self.tokenwise
-        return (f"GPULatency({self.device.name}/{self.model.name}: T_lin=max({t.flat_s*1e3:.2f} ms, "
+        how = "profile curve" if self.curve is not None else "fit"
+        return (f"GPULatency({self.device.name}/{self.model.name}: T_lin={how}, fit max({t.flat_s*1e3:.2f} ms, "
                 f"{t.a_s*1e3:.2f} ms + {t.b_s*1e6:.2f} µs/token), κ={self.kv_s_per_token*1e9:.1f} ns/KV token)")
 
 
@@ -256,8 +301,10 @@ def latency_from_json(obj: Mapping[str, Any]) -> LatencyModel:
         if kind == "linear":
             return LinearLatency(obj["a"], obj["b"], obj["c"], obj["d"], obj.get("e", 0.0))
         if kind == "gpu":
+            c = obj.get("curve")
+            curve = ProfileCurve([(int(n), float(t)) for n, t in c["points"]], c["slope_s"], c.get("source", "")) if c else None
             return GPULatency(TokenwiseFit(**obj["tokenwise"]), ModelDims(**obj["model"]), Device(**obj["device"]),
-                              obj.get("overhead_s", 0.0))
+                              obj.get("overhead_s", 0.0), curve)
     except (KeyError, TypeError) as e:
         raise ValueError(f"malformed {kind} latency model: {e}") from None
     raise ValueError(f"unknown latency model kind {kind!r} (expected 'linear' or 'gpu')")
@@ -283,20 +330,28 @@ _PROFILES = {
     "a100-llama2-7b": ("a100_llama2_7b_mlp.csv", LLAMA2_7B, A100),
     "a100-llama3-8b": ("a100_llama3_8b_mlp.csv", LLAMA3_8B, A100),
 }
-_CACHE: dict[str, GPULatency] = {}
+_CACHE: dict[tuple[str, str], GPULatency] = {}
 
 
-def gpu_latency(name: str) -> GPULatency:
-    """Calibrated model for a named profile (``h100-llama2-7b``, ``a100-llama2-7b``, ``a100-llama3-8b``)."""
+def gpu_latency(name: str, tokenwise: str = "profile") -> GPULatency:
+    """Calibrated model for a named profile (``h100-llama2-7b``, ``a100-llama2-7b``, ``a100-llama3-8b``).
+
+    ``tokenwise="profile"`` (default) uses the measured curve (:class:`ProfileCurve`); ``"fit"`` the
+    two-piece fit ``max(flat, a + b·n)`` (DESIGN §4's figures). Both are stored in the model.
+    """
     if name not in _PROFILES:
         raise ValueError(f"unknown latency profile {name!r}; choose one of: {', '.join(sorted(_PROFILES))}")
-    if name not in _CACHE:
+    if tokenwise not in ("profile", "fit"):
+        raise ValueError(f"tokenwise must be 'profile' or 'fit', got {tokenwise!r}")
+    if (name, tokenwise) not in _CACHE:
         from justitia.paths import shared_data_dir
 
         fname, dims, dev = _PROFILES[name]
         pts = load_profile(shared_data_dir() / "profiling" / fname, layers=dims.layers)
-        _CACHE[name] = GPULatency(fit_tokenwise(pts, source=fname), dims, dev)
-    return _CACHE[name]
+        fit = fit_tokenwise(pts, source=fname)
+        curve = ProfileCurve(pts, fit.b_s, source=fname) if tokenwise == "profile" else None
+        _CACHE[(name, tokenwise)] = GPULatency(fit, dims, dev, curve=curve)
+    return _CACHE[(name, tokenwise)]
 
 
 def _lstsq(rows: list[list[float]], ys: list[float]) -> list[float]:
