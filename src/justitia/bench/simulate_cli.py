@@ -43,6 +43,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--gpu", default="h100", choices=("h100", "a100"), help="latency model (Llama-2-7B)")
     p.add_argument("--estimator", default="oracle",
                    help="cost estimator for policies that need one (justitia, sjf) unless suffixed")
+    p.add_argument("--reference", default="measured", choices=("measured", "nominal"),
+                   help="service rate of the fair-sharing reference and the policies' clocks: the engine's "
+                        "measured saturated rate, or M / nominal decode iteration")
     p.add_argument("--no-plots", action="store_true", help="skip act_cdf.png / slowdown.png")
     p.set_defaults(func=_handler)
 
