@@ -115,3 +115,12 @@ def test_unfinished_app_is_an_error(workload, make_run):
 def test_bad_capacity_is_an_error(run):
     with pytest.raises(ValueError, match="capacity_tokens"):
         evaluate(run, capacity_tokens=0)
+
+
+def test_critical_path_can_use_the_real_iteration_time(run, workload):
+    # reference at 0.01 s per iteration, critical paths timed at 0.02 s: c's path doubles to 0.10 s
+    m = evaluate(run, workload, path_iteration_s=0.02)
+    c = next(a for a in m.apps if a.app_id == "c")
+    assert c.critical_path_s == pytest.approx(0.10)
+    assert c.allowed_delay_s == pytest.approx(0.3 + 0.10)
+    assert c.fair_finish_s == pytest.approx(0.4)  # the reference itself is unchanged

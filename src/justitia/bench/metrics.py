@@ -195,16 +195,20 @@ def evaluate(
     iteration_s: float | None = None,
     capacity_tokens: float | None = None,
     prefill_tokens_per_iter: int | None = None,
+    path_iteration_s: float | None = None,
 ) -> PolicyMetrics:
     """Metrics of one run against the fluid fair-sharing reference of the same workload.
 
     ``iteration_s`` / ``capacity_tokens`` default to the run's; pass the engine's *nominal* iteration
     time so every policy of a comparison shares one reference. ``workload`` gives each app's stages for
-    its critical path (bound eq. 2); without it the allowance is bound eq. 1 alone. Every app of the
+    its critical path (bound eq. 2), timed at ``path_iteration_s`` (default ``iteration_s``: pass the
+    engine's real saturated iteration time when the reference's is a rate-equivalent one); without a
+    workload the allowance is bound eq. 1 alone. Every app of the
     workload must appear in the result (and vice versa): a missing one is an error, not a silent drop.
     """
     it_s = float(result.iteration_s if iteration_s is None else iteration_s)
     cap = float(result.capacity_tokens if capacity_tokens is None else capacity_tokens)
+    path_it = it_s if path_iteration_s is None else float(path_iteration_s)
     specs: dict[str, AppSpec] = {}
     if workload is not None:
         specs = dict(workload) if isinstance(workload, Mapping) else {a.app_id: a for a in workload}
@@ -231,7 +235,7 @@ def evaluate(
     apps: list[AppMetrics] = []
     for r in result.apps:
         spec = specs.get(r.app_id)
-        path = critical_path_s(spec, it_s, prefill_tokens_per_iter) if spec is not None else 0.0
+        path = critical_path_s(spec, path_it, prefill_tokens_per_iter) if spec is not None else 0.0
         apps.append(
             AppMetrics(
                 app_id=r.app_id,
