@@ -20,9 +20,11 @@ largest packet, ``r`` the link rate). Justitia is that scheme with *applications
 
     fair_bound_s = C_max / r = (C_max / M) · iteration_s                               (bound eq. 1)
 
-with ``C_max`` the largest application cost in the workload. ``iteration_s`` is the engine's nominal
-saturated iteration time, the same for every policy of one comparison, so the reference and the bound
-are identical across policies.
+with ``C_max`` the largest application cost in the workload. ``iteration_s`` is one reference
+iteration time shared by every policy of a comparison, so the reference and the bound are identical
+across policies; ``justitia simulate`` uses the engine's *measured* saturated service rate
+(``iteration_s = M / rate``, see :mod:`justitia.bench.experiment`), because the nominal decode-only
+iteration overstates what the engine can deliver (~1.4× on paper-mix / H100).
 
 The fluid reference idealises the engine in ways the engine cannot match, so bound eq. 1 alone cannot
 hold for an application that cannot *use* its share:
@@ -41,10 +43,13 @@ and the allowance we check is the PGPS term plus that:
     allowed_delay_i = fair_bound_s + critical_path_s(i)                                (bound eq. 3)
 
 ``apps_over_fair_bound`` counts apps with ``delay_vs_fair_s > allowed_delay_i`` (plus a tiny epsilon).
-This is an engineering carry-over, not a theorem: it also assumes the engine sustains the reference's
-rate ``M / iteration_s`` (it cannot quite: block rounding, reserved growth space and ``max_num_seqs``
-leave some KV unused, and preemption by recompute wastes service), so a count > 0 under oracle costs
-points at one of those effects; ``apps_over_pfq_bound`` (bound eq. 1 alone) is reported for contrast.
+This is an engineering carry-over, not a theorem. It further assumes (a) the engine sustains the
+reference's rate ``M / iteration_s`` — hence the measured rate; (b) a request with a smaller tag can
+start when it is first in line — but, as in vLLM, running requests are preempted only when the cache
+runs out, never to admit a waiting one, so a big request admitted earlier keeps its memory for its
+whole decode; (c) memory is the bottleneck — in a burst of long prompts prefill *compute* is, and the
+memory-centric reference does not see it. A count > 0 under oracle costs points at one of these;
+``apps_over_pfq_bound`` (bound eq. 1 alone) is kept for contrast.
 """
 
 from __future__ import annotations
