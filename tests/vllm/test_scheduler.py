@@ -125,7 +125,7 @@ def test_new_request_within_idle_window_keeps_app(model_dir: Path, monkeypatch: 
 def test_app_done_ends_app_when_its_last_request_finishes(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     s = build(model_dir, monkeypatch, idle=1e9)
     s.add_request(make_request("d0", app_id="D", max_tokens=20))
-    s.add_request(make_request("d1", app_id="D", max_tokens=3, app_done=True))
+    s.add_request(make_request("d1", app_id="D", max_tokens=3, app_done=1))  # vLLM turns JSON true into 1
     for _ in range(8):  # d1 (app_done) finishes first; d0 still runs: the app must stay
         step(s)
     assert s.requests["d0"].status == RequestStatus.RUNNING

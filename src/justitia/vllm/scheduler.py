@@ -321,8 +321,13 @@ class JustitiaSchedulerMixin:
             else:
                 bad("app_cost_hint", "must be a finite number >= 0")
         if "app_done" in xa:
-            if isinstance(xa["app_done"], bool):
-                out["app_done"] = xa["app_done"]
+            # vLLM's request model types vllm_xargs values as str | int | float, so a JSON `true`
+            # reaches the engine as 1: accept booleans, 0/1 and "true"/"false"
+            d = xa["app_done"]
+            if isinstance(d, bool) or (isinstance(d, int) and d in (0, 1)):
+                out["app_done"] = bool(d)
+            elif isinstance(d, str) and d.strip().lower() in ("true", "false"):
+                out["app_done"] = d.strip().lower() == "true"
             else:
                 bad("app_done", "must be true or false")
         return app_id, out
