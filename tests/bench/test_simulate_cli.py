@@ -112,3 +112,17 @@ def test_measured_reference_is_slower_than_nominal_and_shared(tmp_path):
     assert 1.0 < ratio < 3.0
     # the runs themselves do not depend on the reference for fcfs (its keys ignore the clock)
     assert out["measured"]["fcfs"]["mean_act_s"] == out["nominal"]["fcfs"]["mean_act_s"]
+
+
+def test_justitia_beats_fcfs_and_vtc_and_keeps_the_bound(tmp_path):
+    """The headline, small: under memory contention (150 paper-mix apps, load 1.5) Justitia with oracle
+    costs has the lowest mean ACT, no app over its fair finish + bound, and a smaller worst delay than
+    FCFS, while FCFS has apps over the bound (so the check can fail)."""
+    out = tmp_path / "headline"
+    assert main(["simulate", "--apps", "150", "--load", "1.5", "--seed", "0", "--policies", "fcfs,vtc,justitia",
+                 "--out", str(out), "--no-plots"]) == 0
+    s = json.loads((out / "summary.json").read_text())["policies"]
+    assert s["justitia"]["mean_act_s"] < s["vtc"]["mean_act_s"] < s["fcfs"]["mean_act_s"]
+    assert s["justitia"]["apps_over_fair_bound"] == 0
+    assert s["fcfs"]["apps_over_fair_bound"] > 0
+    assert s["justitia"]["max_delay_vs_fair_s"] < s["fcfs"]["max_delay_vs_fair_s"]

@@ -277,6 +277,12 @@ def main_from_args(args: argparse.Namespace) -> int:
         highlight=False,
     )
     print_table(comp.metrics, title=f"{name} — {len(apps)} apps", console=console)
+    floor = sum(a.critical_path_s for a in comp.metrics[0].apps) / len(apps)
+    base = next((m for m in comp.metrics if m.policy == "fcfs"), None)
+    if base is not None and 0 < floor < base.mean_act_s:  # else the engine was not saturated: no floor
+        console.print(f"Floor: the apps' mean critical path at the saturated iteration is {floor:.1f} s = "
+                      f"{floor / base.mean_act_s:.2f}× fcfs's mean ACT; no policy gets far below it while the "
+                      "engine stays saturated.", style="dim", highlight=False)
     for p in write_outputs(comp, out, plots=not args.no_plots):
         console.print(f"wrote {p}")
     return 0
