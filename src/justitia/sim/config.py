@@ -38,7 +38,7 @@ class EngineConfig:
     max_num_seqs: int = 256
     reserve_full_isl: bool = True
     macro_steps: bool = True
-    served_every: int = 32
+    served_every: int = 64
     check_invariants: bool = False
     name: str = "custom"
 

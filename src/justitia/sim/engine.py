@@ -37,6 +37,7 @@ tokens and held token·iterations per cost eq. 1, reported in spans: at finish, 
 
 from __future__ import annotations
 
+import gc
 import heapq
 import math
 import time
@@ -73,9 +74,10 @@ def arrival_features(spec: AppSpec) -> dict[str, Any]:
 
 
 class _App:
-    __slots__ = ("idx", "spec", "info", "stage", "left", "arrival", "estimated", "calls_done")
+    __slots__ = ("idx", "spec", "info", "stage", "left", "arrival", "estimated", "calls_done", "cost")
 
     def __init__(self, idx: int, spec: AppSpec, info: AppInfo) -> None:
+        self.cost = info.cost_hint
         self.idx = idx
         self.spec = spec
         self.info = info
@@ -91,7 +93,7 @@ class _Rq:
     the truth is ``computed = base + G`` and ``g = gbase + G`` at the start of iteration ``G``."""
 
     __slots__ = ("seq", "preq", "app", "p", "o", "g", "computed", "ntok", "blocks", "base", "gbase", "fin",
-                 "state", "run_seq", "rep_g", "pend_pf", "wep", "preemptions", "first_sched", "finish_s")
+                 "state", "run_seq", "rep_g", "pend_pf", "wep", "preemptions", "first_sched", "finish_s", "key")
 
     def __init__(self, seq: int, preq: Req, app: _App, p: int, o: int) -> None:
         self.seq = seq
@@ -114,6 +116,7 @@ class _Rq:
         self.preemptions = 0
         self.first_sched = -1.0
         self.finish_s = -1.0
+        self.key: Any = None
 
 
 class Simulator:
@@ -173,6 +176,7 @@ class Simulator:
         self.empty_steps = 0
         self.macro_steps = 0  # decode-only advances (each of k >= 1 iterations)
         self.detailed_steps = 0
+        self.stopped_steps = 0  # iterations cut short because a request had to preempt itself
         self.seq = 0
         self.run_seq = 0
         self.uid = 0
@@ -180,6 +184,7 @@ class Simulator:
         self.waiting: dict[int, _Rq] = {}
         self.wheap: list[tuple[Any, int, int, _Rq]] = []
         self.wver = -1
+        self.rver = -1  # policy version at which the cached keys of running requests are valid
         self.nheap: list[tuple[int, int, int, _Rq]] = []
         # decode group
         self.cnt = [0] * bs
@@ -205,6 +210,17 @@ class Simulator:
 
     # ================================================================== main loop
     def run(self) -> RunResult:
+        """Simulate to the end. The cyclic garbage collector is paused meanwhile (the engine makes no
+        reference cycles; with millions of live objects its full passes cost more than the simulation)."""
+        gc_was_on = gc.isenabled()
+        gc.disable()
+        try:
+            return self._run()
+        finally:
+            if gc_was_on:
+                gc.enable()
+
+    def _run(self) -> RunResult:
         t0 = time.perf_counter()
         cfg = self.config
         lat = cfg.latency
@@ -216,6 +232,7 @@ class Simulator:
         tick = policy.tick
         budget_max = cfg.max_num_batched_tokens
         max_seqs = cfg.max_num_seqs
+        full_isl = cfg.reserve_full_isl
         flush_every = cfg.served_every
         listens = self.listens
         specs = self.specs
@@ -247,8 +264,18 @@ class Simulator:
                 self.next_flush = (G // flush_every + 1) * flush_every
             # ---------------------------------------------------------- pure decode iterations?
             need0 = cnt[(-G) % bs] if ndec else 0
-            if (ndec and self.pf is None and need0 <= self.free
-                    and not self._admissible(self.free - need0, budget_max - ndec, ndec)):
+            if ndec and self.pf is None and need0 <= self.free:
+                if not self.waiting or ndec >= max_seqs:
+                    simple = True
+                elif self.dynamic:
+                    simple = not self._admissible(self.free - need0, budget_max - ndec, ndec)
+                else:
+                    head = self._head()
+                    simple = head is None or (-(-head.ntok // bs) if full_isl else
+                                              -(-min(head.ntok, budget_max - ndec) // bs)) > self.free - need0
+            else:
+                simple = False
+            if simple:
                 n = ndec
                 tb = base_cache.get(n)
                 if tb is None:
@@ -258,15 +285,16 @@ class Simulator:
                 half = kap * n * 0.5
                 if macro:
                     k = self._fin_k(G)
-                    kf = steps_until_full(cnt, G, self.free, bs, n)
-                    if kf < k:
-                        k = kf
                     if listens and self.next_flush - G < k:
                         k = self.next_flush - G
                     if t_next != _INF and k > 1:
                         ka = _steps_to_reach(t1, half, t_next - now)
                         if ka < k:
                             k = ka
+                    if n * (k // bs + 1) > self.free:  # k iterations might need more blocks than are free
+                        kf = steps_until_full(cnt, G, self.free, bs, n)
+                        if kf < k:
+                            k = kf
                     if k < 1:
                         k = 1
                 else:
@@ -317,8 +345,11 @@ class Simulator:
                 policy.tick(t_app)
                 v0 = policy.version
                 policy.app_arrived(info, t_app)
-                if self.keep_keys and self.wver == v0:
-                    self.wver = policy.version  # only the new app (nothing queued yet) was keyed
+                if self.keep_keys:  # only the new app (nothing queued or running yet) was keyed
+                    if self.wver == v0:
+                        self.wver = policy.version
+                    if self.rver == v0:
+                        self.rver = policy.version
                 est = getattr(policy, "estimator", None)
                 if est is not None:
                     app.estimated = float(est.estimate(info))
@@ -488,31 +519,35 @@ class Simulator:
     def _flush_all(self) -> None:
         if not self.listens:
             return
+        G = self.G
+        now = self.now
+        served = self.policy.served
         for r in list(self.dec.values()):
-            self._flush(r)
+            g = r.gbase + G
+            d = g - r.rep_g
+            if d or r.pend_pf:
+                served(r.preq, r.pend_pf, d, float(d * (r.p + r.rep_g) + d * (d + 1) // 2), now)
+                r.rep_g = g
+                r.pend_pf = 0
         if self.pf is not None:
             self._flush(self.pf)
 
     # ================================================================== one detailed iteration
-    def _running_in_order(self) -> list[_Rq]:
-        rs = sorted(self.dec.values(), key=lambda r: r.run_seq)
-        if self.pf is not None:
-            rs.append(self.pf)
-        return rs
-
     def _victim(self) -> _Rq:
-        """The running request with the largest policy key (the policy's preemption choice)."""
-        key = self.policy.key
-        best = None
-        bk: Any = None
-        for r in self._running_in_order():
-            k = (key(r.preq), r.seq)
-            if best is None or k > bk:
-                best, bk = r, k
-        assert best is not None
+        """The running request with the largest policy key (the policy's preemption choice). Keys of
+        running requests are cached while the policy's version says they are unchanged."""
+        running = list(self.dec.values())
+        if self.pf is not None:
+            running.append(self.pf)
+        if self.dynamic or self.rver != self.policy.version:
+            key = self.policy.key
+            for r in running:
+                r.key = (key(r.preq), r.seq)
+            self.rver = self.policy.version
+        best = max(running, key=_by_key)
         if self.trace:
-            others = [(key(r.preq), r.seq) for r in self._running_in_order() if r is not best]
-            self.preemption_log.append((self.now, best.preq.req_id, bk, max(others) if others else None))
+            others = [r.key for r in running if r is not best]
+            self.preemption_log.append((self.now, best.preq.req_id, best.key, max(others) if others else None))
         return best
 
     def _preempt(self, v: _Rq, processed: bool) -> int:
@@ -539,6 +574,7 @@ class Simulator:
         G = self.G
         cnt = self.cnt
         budget = cfg.max_num_batched_tokens
+        full_isl = cfg.reserve_full_isl
         preempted = False
         flushed = False
         stopped = False
@@ -554,28 +590,31 @@ class Simulator:
             if self.dynamic and not flushed:
                 self._flush_all()
                 flushed = True
-            marks: set[int] = set()
-            for r in self._running_in_order():
+            # Walk the decoders that need a block this iteration, in running (admission) order; the
+            # others just take their token. A victim "was processed" (holds this iteration's block)
+            # iff it is a needer ahead of the one being served, i.e. its run_seq is smaller.
+            ph = (-G) % bs
+            needers = sorted([r for r in self.dec.values() if r.base % bs == ph], key=_by_run_seq)
+            for r in needers:
                 if r.state != _DECODE:
-                    continue  # already preempted in this walk, or the prefiller (handled below)
-                if (r.base + G) % bs == 0:
-                    while self.free < 1:
-                        v = self._victim()
-                        budget += self._preempt(v, v.seq in marks)
-                        preempted = True
-                        if v is r:
-                            break
-                    if r.state != _DECODE:  # r itself was preempted: vLLM stops scheduling running requests
-                        stopped = True
+                    continue  # preempted earlier in this walk
+                while self.free < 1:
+                    v = self._victim()
+                    self._preempt(v, v.run_seq < r.run_seq)
+                    preempted = True
+                    if v is r:
                         break
-                    self.free -= 1
-                    self.blocks_in_use += 1
-                marks.add(r.seq)
-                budget -= 1
-            if stopped:
-                paused = [r for r in self.dec.values() if r.seq not in marks]
-                for r in paused:
-                    self._leave(r)
+                if r.state != _DECODE:  # r itself was preempted: vLLM stops scheduling running requests
+                    stopped = True
+                    rs = r.run_seq
+                    paused = [x for x in self.dec.values() if x.run_seq > rs]
+                    self.stopped_steps += 1
+                    for x in paused:
+                        self._leave(x)
+                    break
+                self.free -= 1
+                self.blocks_in_use += 1
+            budget -= self.ndec
         # the prefilling request (last in running order)
         pf = self.pf
         if pf is not None and not stopped and budget > 0:
@@ -600,7 +639,7 @@ class Simulator:
         # admission of waiting requests (only if nothing was preempted this iteration)
         if not preempted and self.waiting:
             nrun = self.ndec + (1 if self.pf is not None else 0)
-            if budget > 0 and nrun < cfg.max_num_seqs and self._admissible(self.free, budget, nrun):
+            if budget > 0 and nrun < cfg.max_num_seqs and (not self.dynamic or self._admissible(self.free, budget, nrun)):
                 if self.dynamic and not flushed:
                     self._flush_all()
                 fresh = False
@@ -609,11 +648,14 @@ class Simulator:
                     fresh = True
                     if r is None:
                         break
-                    x = min(r.ntok, budget)
+                    x = r.ntok if r.ntok < budget else budget
                     nb = -(-x // bs)
-                    if max(nb, self._need(r, budget)) > self.free:
+                    if (-(-r.ntok // bs) if full_isl else nb) > self.free:
                         break
-                    heapq.heappop(self.wheap)
+                    e = heapq.heappop(self.wheap)
+                    r.key = (e[0], e[1])
+                    if self.wver != self.rver:
+                        self.rver = -1  # the cached running keys are of another version: re-key at the next victim search
                     del self.waiting[r.seq]
                     r.state = _PREFILL
                     r.run_seq = self.run_seq
@@ -712,12 +754,15 @@ class Simulator:
                 spec = app.spec
                 self.records[app.idx] = AppRecord(
                     app_id=spec.app_id, app_type=spec.type, arrival_s=spec.arrival_s, completion_s=now,
-                    cost=spec.cost, weight=spec.weight, num_calls=app.calls_done, estimated_cost=app.estimated)
+                    cost=app.cost, weight=spec.weight, num_calls=app.calls_done, estimated_cost=app.estimated)
                 self.apps_done += 1
                 v0 = self.policy.version
                 self.policy.app_finished(spec.app_id, now)
-                if self.keep_keys and self.wver == v0:
-                    self.wver = self.policy.version  # the finished app has no queued request
+                if self.keep_keys:  # the finished app has no queued or running request
+                    if self.wver == v0:
+                        self.wver = self.policy.version
+                    if self.rver == v0:
+                        self.rver = self.policy.version
         if self.progress is not None and (self.finished % self._progress_every == 0
                                           or self.finished == self.total_requests):
             self.progress(self.finished, self.total_requests)
@@ -769,11 +814,20 @@ class Simulator:
             "saturated_iterations": float(self.sat_iters),
             "decode_advances": float(self.macro_steps),
             "detailed_steps": float(self.detailed_steps),
+            "stopped_steps": float(self.stopped_steps),
         }
         return RunResult(policy=self.policy.name, apps=recs, capacity_tokens=float(cfg.kv_capacity),
                          iteration_s=nominal_iteration_s(cfg), makespan_s=self.now, prompt_tokens=prompt,
                          output_tokens=output, preemptions=self.preemptions, iterations=self.iterations,
                          wall_s=wall, extra=extra)
+
+
+def _by_key(r: _Rq) -> Any:
+    return r.key
+
+
+def _by_run_seq(r: _Rq) -> int:
+    return r.run_seq
 
 
 def _steps_to_reach(t1: float, half: float, d: float) -> int:
