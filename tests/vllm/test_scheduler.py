@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("vllm")
 
-from sched_utils import config_dir, create_scheduler, make_request, step  # noqa: E402
+from justitia.vllm.testing import config_dir, create_scheduler, make_request, step  # noqa: E402
 from vllm.v1.request import RequestStatus  # noqa: E402
 
 from justitia.core.cost import call_cost  # noqa: E402

@@ -45,7 +45,8 @@ How the policy drives vLLM (DESIGN §1 "lower key runs first; preempt the larges
   largest key, and token budget goes to running requests in key order.
 * KV capacity ``M`` = the engine's real block count × block size; the iteration time is an EWMA of
   the wall time from ``schedule()`` to the end of ``update_from_output()``; both are pushed with
-  ``policy.set_capacity`` (the iteration time only when it moved by more than 10 %).
+  ``policy.set_capacity`` (the iteration time only when it moved by more than 25 %, at most once a second, since every
+  push may bump ``policy.version`` and so re-key the queues).
 * ``update_from_output`` reports each scheduled request's service: prefill tokens, generated tokens,
   and the KV tokens it held on each generating step (``prompt + outputs so far``: summed over a call
   this is exactly cost eq. 1, so an exact ``app_cost_hint`` is never "exceeded").
@@ -58,6 +59,7 @@ import bisect
 import json
 import logging
 import math
+import operator
 import os
 import threading
 import time
@@ -83,7 +85,8 @@ log = logging.getLogger("justitia.vllm")
 DEFAULT_ITERATION_S = 0.05
 """Iteration time assumed until the first step has been measured."""
 EWMA_ALPHA = 0.2
-RESEND_REL = 0.10  # push a new iteration time to the policy when it moved by more than this
+RESEND_REL = 0.25  # push a new iteration time to the policy when it moved by more than this ...
+RESEND_MIN_S = 1.0  # ... and at most once a second (each push may bump policy.version: a full re-key)
 
 
 # ---------------------------------------------------------------------- the waiting queue
@@ -189,6 +192,9 @@ def _entry_key(e: tuple[Key, int, Any]) -> tuple[Key, int]:
     return (e[0], e[1])
 
 
+_cached_key = operator.attrgetter("justitia_key")
+
+
 # ---------------------------------------------------------------------- per-app bookkeeping
 @dataclass(slots=True)
 class _App:
@@ -251,6 +257,8 @@ class JustitiaSchedulerMixin:
         self._apps: dict[str, _App] = {}
         self._idle: OrderedDict[str, float] = OrderedDict()  # app_id -> time its last request ended
         self._step_started: float | None = None
+        self._running_version = -1
+        self._sent_at: float | None = None
         self.apps_seen = 0
         self.apps_finished = 0
         self.steps = 0
@@ -275,7 +283,26 @@ class JustitiaSchedulerMixin:
         return time.monotonic() - self._t0
 
     def _key_of(self, request: Request) -> Key:
-        return self.justitia_policy.key(self._reqs[request.request_id])
+        """Fresh policy key of ``request``; also cached on it as ``request.justitia_key`` (valid
+        until ``policy.version`` changes, see :meth:`_sort_running`)."""
+        k = self.justitia_policy.key(self._reqs[request.request_id])
+        request.justitia_key = k  # type: ignore[attr-defined]
+        return k
+
+    def _sort_running(self) -> None:
+        """Order ``self.running`` by key so vLLM's FCFS-mode victim ``running[-1]`` is the largest
+        key. Keys are recomputed only when ``policy.version`` changed (or keys are dynamic); otherwise
+        the cached keys are used and Timsort on the (nearly) sorted list is O(n)."""
+        running = self.running
+        pol = self.justitia_policy
+        v = pol.version
+        if v != self._running_version or pol.dynamic_keys:
+            key_of = self._key_of
+            for r in running:
+                key_of(r)
+            self._running_version = v
+        if len(running) > 1:
+            running.sort(key=_cached_key)
 
     def _emit(self, event: str, **fields: Any) -> None:
         if self._trace is None:
@@ -435,17 +462,18 @@ class JustitiaSchedulerMixin:
 
     def schedule(self, *args: Any, **kwargs: Any) -> SchedulerOutput:
         t = time.monotonic()
-        now = t - self._t0
         self._step_started = t
+        self._before_schedule(t - self._t0)
+        return super().schedule(*args, **kwargs)  # type: ignore[misc]
+
+    def _before_schedule(self, now: float) -> None:
+        """Everything the plugin does before vLLM's own ``schedule()``: end idle applications,
+        ``policy.tick``, re-key the queues if needed, order ``running`` by key."""
         self._expire_idle_apps(now)
-        pol = self.justitia_policy
-        pol.tick(now)
+        self.justitia_policy.tick(now)
         self.waiting.refresh()
         self.kv_holding_waiting.refresh()
-        if len(self.running) > 1:
-            key_of = self._key_of
-            self.running.sort(key=key_of)
-        return super().schedule(*args, **kwargs)  # type: ignore[misc]
+        self._sort_running()
 
     def update_from_output(self, scheduler_output: SchedulerOutput, model_runner_output: ModelRunnerOutput) -> Any:
         now = self._now()
@@ -462,28 +490,34 @@ class JustitiaSchedulerMixin:
         """Report this step's service per request (cost eq. 1 accrual; see the module docstring)."""
         sampled = mro.sampled_token_ids
         index = mro.req_id_to_index
-        pol = self.justitia_policy
+        served = self.justitia_policy.served
         reqs = self._reqs
         requests = self.requests
+        n_sampled = len(sampled)
         for rid, n in so.num_scheduled_tokens.items():
             req = reqs.get(rid)
+            if req is None:
+                continue
             request = requests.get(rid)
-            if req is None or request is None:
+            if request is None:
                 continue
             computed = request.num_computed_tokens  # already includes this step's n tokens
             before = computed - n
-            prefill = max(0, min(n, request.num_prompt_tokens - before))
+            prompt = request.num_prompt_tokens
+            prefill = 0 if before >= prompt else min(n, prompt - before)
             i = index.get(rid)
-            gen = len(sampled[i]) if i is not None and i < len(sampled) else 0
-            held = float(computed + gen) if gen else 0.0
-            pol.served(req, prefill, gen, held, now)
+            gen = len(sampled[i]) if i is not None and i < n_sampled else 0
+            served(req, prefill, gen, float(computed + gen) if gen else 0.0, now)
 
     def _observe_iteration(self, dt: float) -> None:
         if not (dt > 0 and math.isfinite(dt)):
             return
         self.iteration_s = (1 - EWMA_ALPHA) * self.iteration_s + EWMA_ALPHA * dt if self.steps else dt
-        if abs(self.iteration_s - self._sent_iteration_s) > RESEND_REL * self._sent_iteration_s:
+        now = time.monotonic()
+        if (abs(self.iteration_s - self._sent_iteration_s) > RESEND_REL * self._sent_iteration_s
+                and (self._sent_at is None or now - self._sent_at >= RESEND_MIN_S)):
             self._sent_iteration_s = self.iteration_s
+            self._sent_at = now
             self.justitia_policy.set_capacity(self.capacity_tokens, self.iteration_s)
 
     def shutdown(self) -> None:

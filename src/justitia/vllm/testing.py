@@ -1,8 +1,11 @@
 """GPU-free builders in vLLM's own test style (vLLM tests/v1/core/utils.py; DESIGN §3).
 
+Used by the plugin's unit tests and by ``benchmarks/plugin_overhead.py``.
+
 A scheduler is built from a folder holding only a ``config.json`` (``skip_tokenizer_init``), with a
 ``KVCacheConfig`` of one ``FullAttentionSpec`` group, and is driven by fake ``ModelRunnerOutput`` s:
-every scheduled request gets one sampled token per step.
+every scheduled request gets one sampled token per step. The model runner is the only fake part;
+the real engine path is covered by ``tests/vllm/test_e2e.py``.
 """
 
 from __future__ import annotations
