@@ -74,6 +74,7 @@ from vllm.v1.core.sched.scheduler import Scheduler
 
 from justitia.core.policy import AppInfo, Key, Policy, Req, make_policy
 from justitia.core.safe import SafePolicy
+from justitia.vllm.metrics import recorder as metrics_recorder
 
 if TYPE_CHECKING:
     from vllm.v1.core.sched.output import SchedulerOutput
@@ -257,6 +258,7 @@ class JustitiaSchedulerMixin:
         self._apps: dict[str, _App] = {}
         self._idle: OrderedDict[str, float] = OrderedDict()  # app_id -> time its last request ended
         self._step_started: float | None = None
+        self._metrics = metrics_recorder()  # Prometheus series (justitia.vllm.metrics)
         self._running_version = -1
         self._sent_at: float | None = None
         self.apps_seen = 0
@@ -379,9 +381,11 @@ class JustitiaSchedulerMixin:
     # ------------------------------------------------------------------ application lifecycle
     def _end_app(self, app_id: str, now: float, why: str) -> None:
         app = self._apps.pop(app_id, None)
-        self._idle.pop(app_id, None)
+        since = self._idle.pop(app_id, None)
         if app is None:
             return
+        # ACT: arrival to the end of its last request (an idle-ended app ended when it went idle)
+        self._metrics.app_completed(app.info.app_type, (now if since is None else since) - app.info.arrival_s)
         self.justitia_policy.app_finished(app_id, now)
         self.apps_finished += 1
         self._emit("app_finished", app_id=app_id, why=why, requests=app.requests_seen)
@@ -474,6 +478,19 @@ class JustitiaSchedulerMixin:
         self.waiting.refresh()
         self.kv_holding_waiting.refresh()
         self._sort_running()
+        self._sync_metrics(force=False)
+
+    def _sync_metrics(self, force: bool) -> None:
+        pol = self.justitia_policy
+        clock = getattr(pol, "clock", None)
+        rec = self._metrics
+        rec.set_state(len(self._apps), getattr(clock, "v", None))
+        rec.sync_fallbacks(getattr(pol, "fallbacks", 0))
+        rec.flush(force=force)
+
+    def _preempt_request(self, request: Request, *args: Any, **kwargs: Any) -> Any:
+        self._metrics.preempted()
+        return super()._preempt_request(request, *args, **kwargs)  # type: ignore[misc]
 
     def update_from_output(self, scheduler_output: SchedulerOutput, model_runner_output: ModelRunnerOutput) -> Any:
         now = self._now()
@@ -483,6 +500,8 @@ class JustitiaSchedulerMixin:
             self._observe_iteration(time.monotonic() - self._step_started)
             self._step_started = None
         self.steps += 1
+        if not self.has_requests():  # going idle: write the series now (flushes are rate-limited)
+            self._sync_metrics(force=True)
         return out
 
     # ------------------------------------------------------------------ service and capacity
@@ -494,6 +513,8 @@ class JustitiaSchedulerMixin:
         reqs = self._reqs
         requests = self.requests
         n_sampled = len(sampled)
+        apps = self._apps
+        add_served = self._metrics.add_served
         for rid, n in so.num_scheduled_tokens.items():
             req = reqs.get(rid)
             if req is None:
@@ -507,7 +528,12 @@ class JustitiaSchedulerMixin:
             prefill = 0 if before >= prompt else min(n, prompt - before)
             i = index.get(rid)
             gen = len(sampled[i]) if i is not None and i < n_sampled else 0
-            served(req, prefill, gen, float(computed + gen) if gen else 0.0, now)
+            held = float(computed + gen) if gen else 0.0
+            served(req, prefill, gen, held, now)
+            if held:
+                app = apps.get(req.app_id)
+                if app is not None:
+                    add_served(app.info.app_type, held)
 
     def _observe_iteration(self, dt: float) -> None:
         if not (dt > 0 and math.isfinite(dt)):

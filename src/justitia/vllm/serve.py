@@ -126,6 +126,7 @@ class Server:
         self.model_dir: Path | None = None
         self.started_at: float | None = None
         self.ready_after_s: float | None = None
+        self._metrics_cleanup: Callable[[], None] | None = None
 
     # ------------------------------------------------------------------ properties
     @property
@@ -219,10 +220,14 @@ class Server:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         if self.trace_file is not None:
             self.trace_file.parent.mkdir(parents=True, exist_ok=True)
+        from justitia.vllm.metrics import multiproc_env
+
+        # a fresh PROMETHEUS_MULTIPROC_DIR: the EngineCore's justitia_* series reach /metrics
+        env, self._metrics_cleanup = multiproc_env(self.environment())
         with self.log_file.open("wb") as logf:
             self.proc = subprocess.Popen(
                 self.command(), stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=self.environment(), start_new_session=True,  # own process group: stop() kills all of it
+                env=env, start_new_session=True,  # own process group: stop() kills all of it
             )
         self.started_at = time.monotonic()
         return self
@@ -281,6 +286,9 @@ class Server:
                 proc.wait(timeout=10)
         # children (EngineCore) may outlive the API server for a moment: make sure the group is gone
         self._signal(signal.SIGKILL)
+        if self._metrics_cleanup is not None:
+            self._metrics_cleanup()
+            self._metrics_cleanup = None
         return proc.returncode
 
     def _signal(self, sig: int) -> None:
