@@ -252,3 +252,23 @@ def test_cached_order_across_app_events_changes_nothing(name: str) -> None:
     b = simulate(apps, slow, cfg)
     a.wall_s = b.wall_s = 0.0
     assert a == b
+
+
+def test_progress_reports_finished_requests_up_to_the_total() -> None:
+    apps = random_apps(8, n=20)
+    calls: list[tuple[int, int]] = []
+    cfg = small_config()
+    simulate(apps, make_policy("fcfs", cfg.kv_capacity, 1.0), cfg, progress=lambda d, t: calls.append((d, t)))
+    total = sum(a.num_calls for a in apps)
+    assert calls and calls[-1] == (total, total)
+    assert all(b[0] > a[0] for a, b in zip(calls, calls[1:]))
+
+
+@pytest.mark.parametrize("name", ["a100-llama2-7b", "a100-llama3-8b"])
+def test_other_presets_run_with_exact_accounting(name: str) -> None:
+    cfg = preset(name, check_invariants=True)
+    apps = random_apps(9, n=30, max_prompt=3000, max_out=400)
+    sim = Simulator(apps, make_simulation_policy("justitia", cfg), cfg)
+    res = sim.run()
+    assert sim.blocks_in_use == 0 and len(res.apps) == 30
+    assert res.iteration_s == nominal_iteration_s(cfg)
