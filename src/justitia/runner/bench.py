@@ -1,0 +1,304 @@
+"""Real applications on a real server, one policy at a time (issue 5 §3).
+
+:func:`run_stream` plays a stream of applications against an OpenAI-compatible endpoint: each job
+waits for its arrival time, opens a :class:`justitia.runner.sdk.App`, and runs its program (a real
+application of :mod:`justitia.runner.realapps`, or a workload-file application replayed with synthetic
+prompts of exactly its token lengths). The outcome is a :class:`~justitia.sim.result.RunResult`, so
+the same metrics / report / plots code serves ``justitia simulate`` and ``justitia bench``.
+
+The fair-sharing reference of a real run (DESIGN §2): an app's cost is its *true* cost, the sum over
+its calls of cost eq. 1 from the real prompt / completion token counts the server reported; ``M`` is
+the server's KV capacity (``num_gpu_blocks × block_size`` from ``/metrics``); ``iteration_s`` is the
+server's measured mean inter-token latency (``vllm:inter_token_latency_seconds``, i.e. the time of one
+decode iteration while busy), pooled over all policies of a comparison so they share one reference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+import time
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from justitia.apps.model import AppSpec, Call, Stage
+from justitia.core.cost import call_cost
+from justitia.runner.realapps import APP_TYPES, AppPlan
+from justitia.runner.sdk import App
+from justitia.sim.result import AppRecord, RunResult
+
+# token ids for synthetic prompts: plain sub-word pieces of the SmolLM2 / Llama vocabularies
+_SYNTH_ID_RANGE = (1000, 30000)
+
+
+@dataclass(slots=True)
+class Job:
+    """One application of a stream, engine-agnostic: name, arrival and the program to run."""
+
+    name: str
+    app_type: str
+    arrival_s: float
+    weight: float
+    cost_hint: float | None
+    run: Callable[[App], Any]  # async program over the App
+
+
+def plan_job(plan: AppPlan, hint: bool = True) -> Job:
+    """A real application (:mod:`.realapps`); its cost hint is its planned cost (every call at max_tokens)."""
+    kind = APP_TYPES[plan.app_type]
+    return Job(plan.name, plan.app_type, plan.arrival_s, plan.weight, plan.cost_hint() if hint else None,
+               lambda app: kind.run(app, plan))
+
+
+def spec_job(spec: AppSpec, seed: int = 0, hint: bool = True) -> Job:
+    """A workload-file application replayed with synthetic prompts of exactly its token lengths.
+
+    Each call sends ``prompt_tokens`` random token ids and decodes exactly ``output_tokens`` tokens
+    (``ignore_eos``); stages run in order with their ``delay_s``. The cost hint is the spec's true cost.
+    """
+    rng = np.random.default_rng([seed, abs(hash(spec.app_id)) % (2**31)])
+
+    async def run(app: App) -> dict[str, Any]:
+        for si, stage in enumerate(spec.stages):
+            if si:
+                app.next_stage()
+            if stage.delay_s > 0:
+                await asyncio.sleep(stage.delay_s)
+            last_stage = si == len(spec.stages) - 1
+            n = len(stage.calls)
+            await asyncio.gather(*(
+                app.complete([int(t) for t in rng.integers(*_SYNTH_ID_RANGE, size=c.prompt_tokens)],
+                             max_tokens=c.output_tokens, last=last_stage and j == n - 1, temperature=0.0,
+                             extra_body={"ignore_eos": True})
+                for j, c in enumerate(stage.calls)))
+        return {}
+
+    return Job(spec.app_id, spec.type, spec.arrival_s, spec.weight, spec.cost if hint else None, run)
+
+
+@dataclass(slots=True)
+class JobOutcome:
+    job: Job
+    app: App
+    result: dict[str, Any] | None = None
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class ServerStats:
+    """What the server's Prometheus ``/metrics`` says (counters are deltas over the run)."""
+
+    capacity_tokens: float = math.nan
+    block_size: int = 0
+    preemptions: float = 0.0
+    itl_sum_s: float = 0.0
+    itl_count: float = 0.0
+    prompt_tokens: float = 0.0
+    generation_tokens: float = 0.0
+
+
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+([-+0-9.eEnNaIif]+)$")
+
+
+def parse_metrics(text: str) -> ServerStats:
+    """Pick our figures out of a Prometheus exposition of vLLM's metrics (summing over label sets)."""
+    s = ServerStats()
+    sums: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = _SAMPLE.match(line.strip())
+        if not m:
+            continue
+        name, labels, value = m.group(1), m.group(2) or "", float(m.group(3))
+        if name == "vllm:cache_config_info":
+            lab = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+            blocks = lab.get("num_gpu_blocks_override") if lab.get("num_gpu_blocks_override") not in (None, "", "None") \
+                else lab.get("num_gpu_blocks")
+            if blocks not in (None, "", "None") and lab.get("block_size"):
+                s.block_size = int(lab["block_size"])
+                s.capacity_tokens = float((int(blocks) - 1) * s.block_size)  # minus vLLM's null block
+            continue
+        sums[name] = sums.get(name, 0.0) + value
+    s.preemptions = sums.get("vllm:num_preemptions_total", 0.0)
+    s.itl_sum_s = sums.get("vllm:inter_token_latency_seconds_sum", 0.0)
+    s.itl_count = sums.get("vllm:inter_token_latency_seconds_count", 0.0)
+    s.prompt_tokens = sums.get("vllm:prompt_tokens_total", 0.0)
+    s.generation_tokens = sums.get("vllm:generation_tokens_total", 0.0)
+    return s
+
+
+def scrape(url: str, timeout: float = 10.0) -> ServerStats:
+    with urllib.request.urlopen(url.rstrip("/") + "/metrics", timeout=timeout) as r:  # noqa: S310 - local server
+        return parse_metrics(r.read().decode("utf-8", "replace"))
+
+
+def diff(after: ServerStats, before: ServerStats) -> ServerStats:
+    return ServerStats(
+        capacity_tokens=after.capacity_tokens, block_size=after.block_size,
+        preemptions=after.preemptions - before.preemptions, itl_sum_s=after.itl_sum_s - before.itl_sum_s,
+        itl_count=after.itl_count - before.itl_count, prompt_tokens=after.prompt_tokens - before.prompt_tokens,
+        generation_tokens=after.generation_tokens - before.generation_tokens,
+    )
+
+
+@dataclass(slots=True)
+class BenchRun:
+    """One policy's real run: the RunResult for the report, plus the raw outcomes and server stats."""
+
+    policy: str
+    result: RunResult
+    outcomes: list[JobOutcome]
+    stats: ServerStats
+    t0: float
+    measured: list[AppSpec] = field(default_factory=list)  # the run's apps with their real token counts
+
+    @property
+    def mean_itl_s(self) -> float:
+        return self.stats.itl_sum_s / self.stats.itl_count if self.stats.itl_count else math.nan
+
+
+async def _run_jobs(
+    jobs: Sequence[Job], client: Any, model: str, on_done: Callable[[JobOutcome], None] | None,
+) -> tuple[float, list[JobOutcome]]:
+    t0 = time.monotonic()
+
+    async def one(job: Job) -> JobOutcome:
+        await asyncio.sleep(max(0.0, t0 + job.arrival_s - time.monotonic()))
+        app = App(client, type=job.app_type, weight=job.weight, cost_hint=job.cost_hint, model=model)
+        out = JobOutcome(job, app)
+        try:
+            async with app:
+                out.result = await job.run(app)
+        except Exception as e:  # noqa: BLE001 - one failed app must not stop the stream; reported below
+            out.error = f"{type(e).__name__}: {e}"
+        if on_done is not None:
+            on_done(out)
+        return out
+
+    outs = await asyncio.gather(*(one(j) for j in jobs))
+    return t0, list(outs)
+
+
+def measured_spec(out: JobOutcome, t0: float) -> AppSpec:
+    """The application as it really ran: stages of (real prompt, real completion) token counts."""
+    app = out.app
+    stages: dict[int, list[Any]] = {}
+    for c in app.calls:
+        stages.setdefault(c.stage, []).append(c)
+    built: list[Stage] = []
+    prev_end: float | None = None
+    for k in sorted(stages):
+        calls = stages[k]
+        start = min(c.start_s for c in calls)
+        delay = 0.0 if prev_end is None else max(0.0, start - prev_end)
+        built.append(Stage(tuple(Call(max(1, c.prompt_tokens), max(1, c.completion_tokens)) for c in calls), delay))
+        prev_end = max(c.end_s for c in calls)
+    assert app.start_s is not None
+    return AppSpec(out.job.name, app.start_s - t0, out.job.app_type, tuple(built), out.job.weight)
+
+
+def run_stream(
+    jobs: Sequence[Job], url: str, policy: str, *, model: str | None = None,
+    on_done: Callable[[JobOutcome], None] | None = None, request_timeout_s: float = 900.0,
+) -> BenchRun:
+    """Play ``jobs`` against the server at ``url`` (``http://host:port``) and measure everything.
+
+    Raises RuntimeError naming the failed applications if any application failed: a run with lost
+    applications would make every metric wrong.
+    """
+    from openai import AsyncOpenAI
+
+    if not jobs:
+        raise ValueError("no applications to run")
+    names = [j.name for j in jobs]
+    if len(set(names)) != len(names):
+        raise ValueError("application names in a stream must be unique")
+    before = scrape(url)
+
+    async def main() -> tuple[float, list[JobOutcome]]:
+        client = AsyncOpenAI(base_url=url.rstrip("/") + "/v1", api_key="EMPTY", max_retries=0,
+                             timeout=request_timeout_s)
+        try:
+            m = model
+            if m is None:
+                page = await client.models.list()
+                m = page.data[0].id
+            return await _run_jobs(jobs, client, m, on_done)
+        finally:
+            await client.close()
+
+    wall0 = time.monotonic()
+    t0, outs = asyncio.run(main())
+    wall = time.monotonic() - wall0
+    stats = diff(scrape(url), before)
+    failed = [o for o in outs if o.error]
+    if failed:
+        msg = "; ".join(f"{o.job.name}: {o.error}" for o in failed[:5])
+        raise RuntimeError(f"{len(failed)} of {len(outs)} applications failed under policy {policy!r}: {msg}")
+    records = []
+    specs = []
+    for o in outs:
+        a = o.app
+        assert a.start_s is not None and a.end_s is not None
+        records.append(AppRecord(
+            app_id=o.job.name, app_type=o.job.app_type, arrival_s=a.start_s - t0, completion_s=a.end_s - t0,
+            cost=float(sum(call_cost(c.prompt_tokens, c.completion_tokens) for c in a.calls)),
+            weight=o.job.weight, num_calls=len(a.calls), estimated_cost=o.job.cost_hint,
+        ))
+        specs.append(measured_spec(o, t0))
+    first = min(r.arrival_s for r in records)
+    makespan = max(r.completion_s for r in records) - first
+    itl = stats.itl_sum_s / stats.itl_count if stats.itl_count else math.nan
+    result = RunResult(
+        policy=policy, apps=records,
+        capacity_tokens=stats.capacity_tokens if math.isfinite(stats.capacity_tokens) else 1.0,
+        iteration_s=itl if math.isfinite(itl) and itl > 0 else 1.0, makespan_s=makespan,
+        prompt_tokens=sum(c.prompt_tokens for o in outs for c in o.app.calls),
+        output_tokens=sum(c.completion_tokens for o in outs for c in o.app.calls),
+        preemptions=int(stats.preemptions), iterations=int(stats.itl_count), wall_s=wall,
+        extra={"mean_itl_s": itl},
+    )
+    return BenchRun(policy, result, outs, stats, t0, specs)
+
+
+def call_rows(run: BenchRun) -> list[dict[str, Any]]:
+    """One row per call (for calls.csv): times relative to the run start."""
+    rows = []
+    for o in run.outcomes:
+        for c in o.app.calls:
+            rows.append({
+                "policy": run.policy, "app_id": o.job.name, "type": o.job.app_type, "call": c.index,
+                "stage": c.stage, "kind": c.kind, "start_s": c.start_s - run.t0, "end_s": c.end_s - run.t0,
+                "latency_s": c.latency_s, "prompt_tokens": c.prompt_tokens,
+                "completion_tokens": c.completion_tokens, "max_tokens": c.max_tokens, "last": int(c.last),
+            })
+    return rows
+
+
+def run_figures(run: BenchRun) -> dict[str, float]:
+    """Throughput and per-call latency figures of one run (bench.json)."""
+    lat = np.array([c.latency_s for o in run.outcomes for c in o.app.calls], dtype=float)
+    r = run.result
+    span = r.makespan_s
+    return {
+        "apps": len(r.apps),
+        "calls": int(lat.size),
+        "prompt_tokens": int(r.prompt_tokens),
+        "output_tokens": int(r.output_tokens),
+        "makespan_s": span,
+        "wall_s": r.wall_s,
+        "output_tok_s": r.output_tokens / span if span > 0 else 0.0,
+        "total_tok_s": (r.prompt_tokens + r.output_tokens) / span if span > 0 else 0.0,
+        "call_latency_p50_s": float(np.percentile(lat, 50)) if lat.size else 0.0,
+        "call_latency_p99_s": float(np.percentile(lat, 99)) if lat.size else 0.0,
+        "call_latency_mean_s": float(lat.mean()) if lat.size else 0.0,
+        "mean_itl_s": run.mean_itl_s,
+        "preemptions": int(r.preemptions),
+        "capacity_tokens": float(run.stats.capacity_tokens),
+    }

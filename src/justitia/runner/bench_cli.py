@@ -1,0 +1,58 @@
+"""``justitia bench``: real applications on the real engine, policies side by side (issue 5 §3).
+
+Only argparse at top level (see :mod:`justitia.cli`); the OpenAI client, vLLM and matplotlib load in
+the handler.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+DEFAULT_POLICIES = "fcfs,justitia"
+DEFAULT_KV_TOKENS = 2048  # 128 blocks of 16: a few applications fill it (memory scarce, DESIGN §3)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = subparsers.add_parser(
+        "bench",
+        help="run real applications against a real vLLM server, once per policy; table, summary, plots",
+        description=(
+            "Play one seeded stream of real applications (chat, MapReduce summarization, self-consistency, "
+            "multi-agent debate, best-of-n code) against a fresh `justitia serve` per policy, or replay a "
+            "workload JSONL with synthetic prompts of its token lengths. Writes summary.json, apps.csv, "
+            "act_cdf.png, slowdown.png (as `justitia simulate`), calls.csv and bench.json."
+        ),
+    )
+    p.add_argument("--policies", default=DEFAULT_POLICIES, help=f"comma-separated (default {DEFAULT_POLICIES})")
+    p.add_argument("--apps", type=int, default=None, help="applications in the stream (default 40; --quick 10)")
+    p.add_argument("--rate", type=float, default=None, help="Poisson arrival rate, apps/s (default 0.25; --quick 0.5)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the application stream (default 0)")
+    p.add_argument("--sizes", choices=("quick", "full"), default=None,
+                   help="length preset of the real applications (default full; --quick: quick)")
+    p.add_argument("--workload", default=None, metavar="FILE.jsonl",
+                   help="replay this workload file (synthetic prompts of its exact token lengths) instead of real apps")
+    p.add_argument("--endpoint", default=None, metavar="URL",
+                   help="use this running server (http://host:port) instead of starting one per policy; "
+                        "then --policies is one label for the server's policy")
+    p.add_argument("--kv-tokens", type=int, default=DEFAULT_KV_TOKENS,
+                   help=f"KV cache capacity of each started server, tokens (default {DEFAULT_KV_TOKENS}: scarce)")
+    p.add_argument("--model", default=None, help="model folder for started servers (default: the bundled model)")
+    p.add_argument("--port", type=int, default=None, help="port of started servers (default: a free one in 8200-8299)")
+    p.add_argument("--sequential", action="store_true",
+                   help="run the policies one after another on all cores (default: side by side, each "
+                        "server pinned to its own core, when there are enough cores)")
+    p.add_argument("--no-hint", action="store_true",
+                   help="do not send app_cost_hint (the server's own estimator decides)")
+    p.add_argument("--compare-sim", action="store_true",
+                   help="replay the measured stream in the simulator with the calibrated latency model "
+                        "(`justitia calibrate`) and report sim-vs-real agreement")
+    p.add_argument("--quick", action="store_true", help="small stream: both policies in under 5 minutes on 2 CPU cores")
+    p.add_argument("--out", default=None, help="output folder (default results/bench)")
+    p.add_argument("--no-plots", action="store_true", help="skip act_cdf.png / slowdown.png")
+    p.set_defaults(func=_handler)
+
+
+def _handler(args: argparse.Namespace) -> int:
+    from justitia.runner.bench_main import main_from_args
+
+    return main_from_args(args)

@@ -1,0 +1,68 @@
+"""``justitia calibrate``: fit the simulator's latency model to this machine's real engine (issue 5 §4).
+
+Only argparse at top level (see :mod:`justitia.cli`); vLLM and the OpenAI client load in the handler.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = subparsers.add_parser(
+        "calibrate",
+        help="measure iteration times on the real engine and fit the simulator's LinearLatency to them",
+        description=(
+            "Start a private server (or use --endpoint), time decode batches of 1-16 requests and single "
+            "prefills of 64-2000 tokens from the server's own /metrics timers, fit "
+            "T = a + b·prefill + c·decode + d·kv_read, print the fit and save it under the cache folder "
+            "(used by `justitia bench --compare-sim`)."
+        ),
+    )
+    p.add_argument("--endpoint", default=None, metavar="URL", help="calibrate this running server (it must be idle)")
+    p.add_argument("--model", default=None, help="model folder for the started server (default: the bundled model)")
+    p.add_argument("--port", type=int, default=None, help="port of the started server (default: a free one in 8200-8299)")
+    p.add_argument("--grid", choices=("quick", "full"), default="quick", help="measurement grid (default quick, ~1 min)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="where to save the JSON (default: <cache>/calibration/cpu-latency.json)")
+    p.set_defaults(func=_handler)
+
+
+def _handler(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from justitia.runner.calibrate import (
+        CPU_MAX_NUM_SEQS, calibrate, calibration_path, fit_report, save_calibration,
+    )
+
+    console = Console()
+    out = Path(args.out) if args.out else calibration_path()
+
+    def run(url: str) -> tuple[object, list]:
+        with console.status("calibrating") as status:
+            return calibrate(url, args.grid, args.seed, progress=lambda s: status.update(f"calibrating: {s}"))
+
+    if args.endpoint:
+        model, samples = run(args.endpoint)
+    else:
+        from justitia.runner.bench_main import started_server
+
+        # roomy KV (no preemption while timing); fcfs = vLLM's own order
+        with started_server("fcfs", 16384, args.port, args.model, log=console.log) as url:
+            model, samples = run(url)
+    t = Table(title=f"calibration samples vs fit: {model!r}", title_justify="left", header_style="bold")
+    for c in ("kind", "prefill", "decode", "kv read", "measured ms", "model ms", "error"):
+        t.add_column(c, justify="right")
+    rows = fit_report(model, samples)
+    for r in rows:
+        t.add_row(r["kind"], str(r["prefill"]), str(r["decode"]), str(r["kv"]), f"{r['measured_s'] * 1e3:.1f}",
+                  f"{r['model_s'] * 1e3:.1f}", f"{r['rel_err'] * 100:+.0f} %")
+    console.print(t)
+    errs = [abs(r["rel_err"]) for r in rows]
+    path = save_calibration(out, model, samples, {"mean_abs_rel_err": sum(errs) / len(errs),
+                                                  "max_num_seqs_server": CPU_MAX_NUM_SEQS})
+    console.print(f"mean |error| {sum(errs) / len(errs) * 100:.0f} %; saved {path}")
+    return 0

@@ -1,0 +1,96 @@
+"""The real path: the SDK and `justitia bench` against a real `justitia serve` (real vLLM, real model).
+
+One server for the module (~40 s to start on 2 cores); every call is tiny.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+from collections.abc import Iterator
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def server_url() -> Iterator[str]:
+    pytest.importorskip("vllm")
+    from justitia.runner.bench_main import started_server
+
+    with started_server("justitia", 4096, None, None, log=lambda *a: None) as url:
+        yield url
+
+
+def test_real_apps_through_the_sdk(server_url: str) -> None:
+    import openai
+
+    import justitia
+    from justitia.runner import realapps
+    from justitia.runner.realapps import AppPlan, Sizes
+
+    sizes = Sizes(chat_max_tokens=8, sc_samples=3, sc_max_tokens=12)
+
+    async def main() -> list[tuple[object, dict]]:
+        client = openai.AsyncOpenAI(base_url=server_url + "/v1", api_key="x", max_retries=0)
+        chat = AppPlan("chat-0", "chat", 3, 0.0, sizes)
+        sc = AppPlan("sc-0", "self-consistency", 0, 0.0, sizes)
+
+        async def one(plan: AppPlan) -> tuple[object, dict]:
+            async with justitia.App(client, type=plan.app_type, cost_hint=plan.cost_hint()) as app:
+                res = await realapps.APP_TYPES[plan.app_type].run(app, plan)
+            return app, res
+
+        out = await asyncio.gather(one(chat), one(sc))
+        await client.close()
+        return out
+
+    (chat_app, chat_res), (sc_app, sc_res) = asyncio.run(main())
+    assert chat_res["reply"].strip()  # real text came back
+    assert len(sc_res["answers"]) == 3
+    for app, n in ((chat_app, 1), (sc_app, 3)):
+        assert len(app.calls) == n and all(c.ok for c in app.calls)
+        assert all(c.prompt_tokens > 10 and 1 <= c.completion_tokens <= c.max_tokens for c in app.calls)
+        assert app.act_s >= max(c.latency_s for c in app.calls) > 0  # ACT recorded, covers its calls
+        assert sum(c.last for c in app.calls) == 1
+
+
+def test_bench_replays_a_workload_and_writes_the_report(server_url: str, tmp_path) -> None:
+    from justitia.apps.model import AppSpec, dump_jsonl, load_jsonl
+    from justitia.bench.report import SUMMARY_KEYS
+    from justitia.runner.bench_main import main_from_args
+
+    specs = [
+        AppSpec.from_json({"app_id": "big", "arrival_s": 0.0, "type": "sc",
+                           "stages": [{"calls": [{"prompt_tokens": 40, "output_tokens": 12}] * 3}]}),
+        AppSpec.from_json({"app_id": "two-stage", "arrival_s": 0.3, "type": "mapreduce",
+                           "stages": [{"calls": [{"prompt_tokens": 30, "output_tokens": 6}] * 2},
+                                      {"calls": [{"prompt_tokens": 20, "output_tokens": 5}]}]}),
+    ]
+    wl = tmp_path / "wl.jsonl"
+    dump_jsonl(specs, wl)
+    out = tmp_path / "out"
+    args = argparse.Namespace(
+        policies="justitia", apps=None, rate=None, seed=0, sizes=None, workload=str(wl), endpoint=server_url,
+        kv_tokens=4096, model=None, port=None, sequential=False, no_hint=False, compare_sim=False, quick=True, out=str(out),
+        no_plots=True)
+    assert main_from_args(args) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert list(summary) == ["workload", "policies"] and list(summary["policies"]) == ["justitia"]
+    assert tuple(summary["policies"]["justitia"]) == SUMMARY_KEYS
+    s = summary["policies"]["justitia"]
+    assert s["apps"] == 2 and s["mean_act_s"] > 0 and s["throughput_tok_s"] > 0
+    # replay sent exactly the workload's lengths (ignore_eos): the measured spec equals it
+    measured = {a.app_id: a for a in load_jsonl(out / "measured_justitia.jsonl")}
+    for spec in specs:
+        got = measured[spec.app_id]
+        assert [[(c.prompt_tokens, c.output_tokens) for c in st.calls] for st in got.stages] == \
+               [[(c.prompt_tokens, c.output_tokens) for c in st.calls] for st in spec.stages]
+    rows = list(csv.DictReader((out / "calls.csv").open()))
+    assert len(rows) == 6 and all(float(r["latency_s"]) > 0 for r in rows)
+    b = json.loads((out / "bench.json").read_text())["policies"]["justitia"]
+    assert b["capacity_tokens"] == 4096 and b["output_tokens"] == 3 * 12 + 2 * 6 + 5
+    assert 0 < b["call_latency_p50_s"] <= b["call_latency_p99_s"]
