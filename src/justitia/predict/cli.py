@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     src.add_argument("--trace", default=None, metavar="FILE",
                      help="a JSONL workload file or an Azure-style CSV trace (num_prefill_tokens, num_decode_tokens)")
     t.add_argument("--trace-type", default="unknown", help="application type of CSV trace rows (default: unknown)")
-    t.add_argument("--apps", type=int, default=4000, help="training applications (default 4000; test split: apps/4)")
+    t.add_argument("--apps", type=int, default=8000, help="training applications (default 8000; test split: apps/4)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--epochs", type=int, default=None, help="training epochs (default 100)")
     t.add_argument("--out", default=None, help="model file (default: <cache>/predictor/model.pt, read by the estimators)")
@@ -79,7 +79,7 @@ def _eval(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from justitia.predict.estimators import default_model_path
-    from justitia.predict.evaluate import evaluate_model
+    from justitia.predict.evaluate import by_type, evaluate_model, model_estimators
     from justitia.predict.models import PredictorModel
     from justitia.predict.train import TEST_SEED_OFFSET, DataSpec, load_split
 
@@ -108,6 +108,15 @@ def _eval(args: argparse.Namespace) -> int:
     for name, r in res.items():
         table.add_row(name, f"{r['median_rel_error']:.3f}", f"{r['p90_rel_error']:.3f}", f"{r['spearman']:.3f}",
                       f"{r['ms_per_prediction']:.4f}")
-    Console().print(table)
-    Console().print(f"wrote {out / 'predictor.json'}")
+    con = Console()
+    con.print(table)
+    per = by_type(model_estimators(str(path)), apps, hints=args.hints)
+    (out / "predictor_by_type.json").write_text(json.dumps(per, indent=2) + "\n")
+    tt = Table(title="median relative error by application type")
+    for c in ("type", "apps", "mlp", "typemean", "linear"):
+        tt.add_column(c, justify="left" if c == "type" else "right")
+    for t, r in per.items():
+        tt.add_row(t, f"{r['apps']:.0f}", f"{r['mlp']:.3f}", f"{r['typemean']:.3f}", f"{r['linear']:.3f}")
+    con.print(tt)
+    con.print(f"wrote {out / 'predictor.json'} and {out / 'predictor_by_type.json'}")
     return 0

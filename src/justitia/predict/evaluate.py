@@ -82,17 +82,35 @@ def evaluate(estimators: dict[str, Estimator], apps: Sequence[AppSpec], *, hints
     return out
 
 
-def evaluate_model(model_path: str, apps: Sequence[AppSpec], *, hints: bool = False) -> dict[str, dict[str, Any]]:
-    """Evaluate the four predictors of issue 4, the learned ones from ``model_path`` (strict load)."""
+def by_type(estimators: dict[str, Estimator], apps: Sequence[AppSpec], *, hints: bool = False) -> dict[str, dict[str, float]]:
+    """Median relative error of each predictor per application type: ``{type: {name: error}}``."""
+    infos = [app_info(a, hints=hints, oracle=True) for a in apps]
+    true = np.asarray([a.cost for a in apps], dtype=np.float64)
+    types = np.asarray([a.type for a in apps])
+    preds = {n: np.asarray([e.estimate(i) for i in infos]) for n, e in estimators.items()}
+    out: dict[str, dict[str, float]] = {}
+    for t in sorted(set(types.tolist())):
+        sel = types == t
+        out[t] = {n: float(np.median(np.abs(p[sel] - true[sel]) / true[sel])) for n, p in preds.items()}
+        out[t]["apps"] = float(sel.sum())
+    return out
+
+
+def model_estimators(model_path: str) -> dict[str, Estimator]:
+    """The four predictors of issue 4, the learned ones from ``model_path`` (strict load)."""
     from justitia.core.estimators import OracleEstimator
     from justitia.predict.estimators import LinearEstimator, MLPEstimator, TypeMeanEstimator
     from justitia.predict.models import PredictorModel
 
     model = PredictorModel.load(model_path)
-    ests: dict[str, Estimator] = {
+    return {
         "mlp": MLPEstimator(model=model),
         "typemean": TypeMeanEstimator(table=model.typemean),
         "linear": LinearEstimator(model=model),
         "oracle": OracleEstimator(),
     }
-    return evaluate(ests, apps, hints=hints)
+
+
+def evaluate_model(model_path: str, apps: Sequence[AppSpec], *, hints: bool = False) -> dict[str, dict[str, Any]]:
+    """Evaluate the four predictors of issue 4, the learned ones from ``model_path`` (strict load)."""
+    return evaluate(model_estimators(model_path), apps, hints=hints)

@@ -43,7 +43,7 @@ class DataSpec:
 
     source: str = "mix"  # "mix" | "workload" | "trace"
     name: str = ""  # workload name or trace path
-    n_apps: int = 4000
+    n_apps: int = 8000
     seed: int = 0
     trace_type: str = "unknown"  # app type of CSV rows
 
