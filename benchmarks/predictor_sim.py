@@ -11,6 +11,12 @@ fluid fair-sharing reference (:func:`justitia.bench.metrics.evaluate`). Prints, 
 * applications finishing later than their fair-sharing finish plus the bound (count and %);
 * how often the policy raised an estimate (refinements).
 
+Finding (paper-mix, load 0.9, seeds 0–2): refinement fires for ~60 % (MLP) / ~80 % (per-type mean) of
+the applications yet changes mean ACT by < 0.1 %: almost every time it fires, the application's
+*refined* virtual finish is already behind the reference's virtual time (it left the fluid reference
+early: the reference lets an application absorb ``M / n`` token·iterations per iteration, while a
+decoding call grows by one token per iteration), so the policy keeps its tag by design (it is overdue).
+
 Needs a trained model (``justitia predictor train``; ``--model`` to pick another file)::
 
     .venv/bin/python benchmarks/predictor_sim.py [--apps 400 --load 0.9 --seeds 0,1,2 --out results/predictor_sim]
@@ -118,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         table.add_row(label, f"{a['mean_act_s']:.1f}", f"{a['act_vs_fcfs']:.2f}×", f"{a['gain_kept']:.0%}",
                       f"{a['p99_act_s']:.1f}", f"{a['apps_over_fair_bound']:.1f}", f"{a['over_bound_pct']:.1f}",
                       f"{a['refinements']:.0f}")
-    Console().print(table)
+    Console(width=max(120, Console().width)).print(table)
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
