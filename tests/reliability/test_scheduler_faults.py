@@ -203,3 +203,42 @@ def test_policy_exception_inside_the_engine_falls_back_and_recovers(model_dir: P
     assert s.justitia_policy.fallbacks == n  # healthy again: no further fallbacks
     assert not s.requests and not s.has_requests()  # all 12 requests served, none lost
     assert s.justitia_stats()["tracked_requests"] == 0 and all_blocks_free(s)
+
+
+# ---------------------------------------------------------------------- the Prometheus series from the scheduler
+def sample(name: str, **labels: str) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(name, labels or None) or 0.0
+
+
+def test_scheduler_feeds_the_prometheus_series(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from justitia.core.cost import call_cost
+
+    s = build(model_dir, monkeypatch, num_blocks=12, max_num_seqs=8)  # 11 usable blocks of 16 tokens
+    cost0 = sample("justitia_served_cost_total", app_type="mtype")
+    act0 = sample("justitia_app_completion_seconds_count", app_type="mtype")
+    pre0 = sample("justitia_preemptions_total")
+    for i in range(3):
+        s.add_request(make_request(f"m{i}", prompt_len=16, max_tokens=8, app_id="M", app_type="mtype",
+                                   app_done=(i == 2)))
+    for i in range(6):  # these outgrow the 11 blocks together: vLLM must preempt
+        s.add_request(make_request(f"p{i}", prompt_len=30, max_tokens=40, app_id="P", app_type="ptype",
+                                   app_done=(i == 5)))
+    preempted: dict[str, int] = {}
+    for _ in range(2000):
+        if not s.has_requests():
+            break
+        step(s)
+        for rid, r in s.requests.items():
+            preempted[rid] = max(preempted.get(rid, 0), r.num_preemptions)
+    assert not s.has_requests()
+    n_pre = sum(preempted.values())
+    assert n_pre > 0 and sample("justitia_preemptions_total") - pre0 == n_pre
+    # M arrived first with small calls: it runs unpreempted, so its served cost is exactly cost eq. 1.
+    assert not any(preempted.get(f"m{i}") for i in range(3))
+    assert sample("justitia_served_cost_total", app_type="mtype") - cost0 == 3 * call_cost(16, 8)
+    assert sample("justitia_served_cost_total", app_type="ptype") > 6 * call_cost(30, 40) * 0.99
+    assert sample("justitia_app_completion_seconds_count", app_type="mtype") - act0 == 1
+    assert sample("justitia_active_apps") == 0  # written when the engine went idle
+    assert sample("justitia_virtual_time") == s.justitia_policy.clock.v > 0
