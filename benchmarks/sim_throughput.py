@@ -34,14 +34,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--load", type=float, default=0.9, help="offered load (fraction of the service rate)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--single-step", action="store_true", help="disable macro-steps (for comparison)")
+    ap.add_argument("--inexact-dynamic", action="store_true",
+                    help="EngineConfig.exact_dynamic_keys=False: dynamic-key policies (vtc, sjf, plas, atlas) "
+                         "see service every served_every iterations, which lets them macro-step too")
     args = ap.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s]
     if args.million:
         sizes.append(1_000_000)
-    cfg = preset(args.engine, macro_steps=not args.single_step)
+    cfg = preset(args.engine, macro_steps=not args.single_step, exact_dynamic_keys=not args.inexact_dynamic)
     rate = cfg.kv_capacity / nominal_iteration_s(cfg)
     print(f"engine {cfg.name}: M={cfg.kv_capacity} tokens, nominal iteration {nominal_iteration_s(cfg)*1e3:.2f} ms, "
-          f"macro_steps={cfg.macro_steps}; workload {args.workload} at load {args.load}")
+          f"macro_steps={cfg.macro_steps}, exact_dynamic_keys={cfg.exact_dynamic_keys}; workload {args.workload} at load {args.load}")
     print(f"{'requests':>9} {'policy':>9} {'wall_s':>8} {'cpu_s':>8} {'req/s':>10} {'vs Vidur':>9} {'sim_s':>9} "
           f"{'iters':>9} {'advances':>9} {'detailed':>9} {'preempt':>8}")
     for n in sizes:

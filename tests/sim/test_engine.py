@@ -99,9 +99,14 @@ def test_deterministic(name: str) -> None:
 
 @pytest.mark.parametrize("name", POLICIES)
 @pytest.mark.parametrize("seed,capacity", [(21, 1024), (22, 2048), (23, 1 << 16)])
-def test_macro_steps_equal_single_steps(name: str, seed: int, capacity: int) -> None:
+@pytest.mark.parametrize("exact", [True, False])
+def test_macro_steps_equal_single_steps(name: str, seed: int, capacity: int, exact: bool) -> None:
+    if not exact and not make_policy(name, 1.0, 1.0).dynamic_keys:
+        pytest.skip("exact_dynamic_keys only matters for dynamic-key policies")
+    if not exact and name in ("plas", "atlas"):
+        pytest.skip("time-dependent keys (anti-starvation) are re-read only at step boundaries in this mode")
     apps = random_apps(seed, n=40, rate=6.0)
-    macro = small_config(capacity=capacity, served_every=8)
+    macro = small_config(capacity=capacity, served_every=8, exact_dynamic_keys=exact)
     single = macro.replace(macro_steps=False)
     sm, rm = _run(apps, name, macro)
     ss, rs = _run(apps, name, single)
@@ -272,3 +277,14 @@ def test_other_presets_run_with_exact_accounting(name: str) -> None:
     res = sim.run()
     assert sim.blocks_in_use == 0 and len(res.apps) == 30
     assert res.iteration_s == nominal_iteration_s(cfg)
+
+
+@pytest.mark.parametrize("name", ["vtc", "plas"])
+def test_inexact_dynamic_keys_keep_exact_accounting(name: str) -> None:
+    apps = random_apps(12, n=40, rate=8.0)
+    cfg = small_config(capacity=1024, exact_dynamic_keys=False)
+    sim, res = _run(apps, name, cfg)
+    assert sim.blocks_in_use == 0 and sim.finished == sum(a.num_calls for a in apps)
+    assert res.preemptions > 0
+    for _, _, victim_key, others_max in sim.preemption_log:
+        assert others_max is None or victim_key > others_max

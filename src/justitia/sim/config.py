@@ -28,6 +28,13 @@ class EngineConfig:
     ``macro_steps`` lets the engine advance many decode iterations in closed form (same results as
     single steps, up to float rounding); ``served_every`` is how often (in iterations) running requests'
     service is reported to policies that listen to it, besides at finish and preemption.
+    ``exact_dynamic_keys``: for policies whose keys move with service (``dynamic_keys``: VTC, SJF, PLAS,
+    ATLAS), report service before every decision that reads keys, so admission and preemption see
+    iteration-exact keys (faithful, but no macro-steps while any waiting request could be admitted:
+    several times slower). ``False`` treats them like static policies — service reported every
+    ``served_every`` iterations, keys re-read when the policy's version changes — which is as fast as
+    FCFS; their keys then lag the service (and, for time-dependent keys such as Autellix's
+    anti-starvation, the clock) by at most ``served_every`` iterations.
     ``check_invariants`` re-verifies the block accounting every step (slow; for tests).
     """
 
@@ -39,6 +46,7 @@ class EngineConfig:
     reserve_full_isl: bool = True
     macro_steps: bool = True
     served_every: int = 64
+    exact_dynamic_keys: bool = True
     check_invariants: bool = False
     name: str = "custom"
 

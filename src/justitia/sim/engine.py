@@ -40,6 +40,7 @@ from __future__ import annotations
 import gc
 import heapq
 import math
+import operator
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -161,7 +162,7 @@ class Simulator:
         self.specs = [apps[i] for i in order]
         self.total_requests = total
         # policy bookkeeping
-        self.dynamic = bool(getattr(policy, "dynamic_keys", False))
+        self.dynamic = bool(getattr(policy, "dynamic_keys", False)) and config.exact_dynamic_keys
         self.listens = type(policy).served is not Policy.served
         self.keep_keys = bool(getattr(policy, "app_events_keep_keys", False)) and not self.dynamic
         # state
@@ -822,12 +823,8 @@ class Simulator:
                          wall_s=wall, extra=extra)
 
 
-def _by_key(r: _Rq) -> Any:
-    return r.key
-
-
-def _by_run_seq(r: _Rq) -> int:
-    return r.run_seq
+_by_key = operator.attrgetter("key")
+_by_run_seq = operator.attrgetter("run_seq")
 
 
 def _steps_to_reach(t1: float, half: float, d: float) -> int:
