@@ -13,7 +13,9 @@ What it models, iteration by iteration, as vLLM 0.32's ``Scheduler.schedule()`` 
 * **preemption by recompute**: when a running request cannot get a block, the running request with the
   largest policy key is preempted (its blocks freed, back to waiting; it later recomputes prompt +
   generated tokens as one prefill); if the victim is the request itself, the rest of the running list
-  is skipped this iteration and nothing is admitted;
+  is skipped this iteration and nothing is admitted (vLLM's priority-policy path; the policy contract
+  makes even ``fcfs`` pick its victim by key — the newest arrival — where vLLM's FCFS pops the last
+  admitted);
 * **applications**: stage ``k+1``'s calls arrive when every call of stage ``k`` has finished, plus the
   stage's ``delay_s`` (the first stage starts at the app's arrival plus its ``delay_s``);
 * **time**: each iteration lasts :meth:`LatencyModel.step_s` (latency eq. 1).
@@ -31,8 +33,10 @@ iteration at a time (the reference the tests compare against).
 Policy events: ``app_arrived`` (an :class:`AppInfo` with the true cost as ``cost_hint`` — the oracle —
 and arrival-time :func:`arrival_features`), ``request_arrived``, ``served`` (prefill tokens, decoded
 tokens and held token·iterations per cost eq. 1, reported in spans: at finish, at preemption and every
-``served_every`` iterations; for ``dynamic_keys`` policies also before every decision that reads keys),
-``request_finished``, ``app_finished``, and ``tick(now)`` before each scheduling decision.
+``served_every`` iterations; for ``dynamic_keys`` policies, with ``exact_dynamic_keys``, also before every
+decision that reads keys), ``request_finished``, ``app_finished``, and ``tick(now)`` before each
+scheduling decision. The engine itself draws no random numbers; ties between equal keys go to the lower
+engine sequence number, so a run is a pure function of its inputs.
 """
 
 from __future__ import annotations
