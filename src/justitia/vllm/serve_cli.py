@@ -20,9 +20,9 @@ def _serve(args: argparse.Namespace) -> int:
         served_model_name=args.served_model_name, app_idle_s=args.app_idle_s, trace_file=args.trace_file,
         extra_args=args.extra or (), log_file=args.log_file, log=lambda m: console.print(m),
     )
-    srv.start()
-    console.print(f"starting vLLM ({srv.name}, policy {args.policy}) — log: {srv.log_file}")
     try:
+        srv.start()
+        console.print(f"starting vLLM ({srv.name}, policy {args.policy}) — log: {srv.log_file}")
         with console.status("waiting for /health ...") as status:
             ready = srv.wait_ready(args.timeout, on_wait=lambda t: status.update(f"waiting for /health ... {t:.0f} s"))
         console.print(f"[bold green]ready[/] in {ready:.1f} s")
