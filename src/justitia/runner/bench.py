@@ -157,6 +157,7 @@ class BenchRun:
     stats: ServerStats
     t0: float
     measured: list[AppSpec] = field(default_factory=list)  # the run's apps with their real token counts
+    probe_itl_s: float = math.nan  # speed probe just before the run (justitia.runner.calibrate.speed_probe)
 
     @property
     def mean_itl_s(self) -> float:
@@ -206,6 +207,7 @@ def measured_spec(out: JobOutcome, t0: float) -> AppSpec:
 def run_stream(
     jobs: Sequence[Job], url: str, policy: str, *, model: str | None = None,
     on_done: Callable[[JobOutcome], None] | None = None, request_timeout_s: float = 900.0,
+    probe_first: bool = False, ready: Callable[[], None] | None = None,
 ) -> BenchRun:
     """Play ``jobs`` against the server at ``url`` (``http://host:port``) and measure everything.
 
@@ -219,6 +221,11 @@ def run_stream(
     names = [j.name for j in jobs]
     if len(set(names)) != len(names):
         raise ValueError("application names in a stream must be unique")
+    probe = math.nan
+    if probe_first:
+        from justitia.runner.calibrate import speed_probe
+
+        probe = speed_probe(url, model)
     before = scrape(url)
 
     async def main() -> tuple[float, list[JobOutcome]]:
@@ -233,6 +240,9 @@ def run_stream(
         finally:
             await client.close()
 
+    if ready is not None:
+        ready()  # e.g. a barrier: side-by-side runs start their streams together
+        before = scrape(url)
     wall0 = time.monotonic()
     t0, outs = asyncio.run(main())
     wall = time.monotonic() - wall0
@@ -264,7 +274,7 @@ def run_stream(
         preemptions=int(stats.preemptions), iterations=int(stats.itl_count), wall_s=wall,
         extra={"mean_itl_s": itl},
     )
-    return BenchRun(policy, result, outs, stats, t0, specs)
+    return BenchRun(policy, result, outs, stats, t0, specs, probe)
 
 
 def call_rows(run: BenchRun) -> list[dict[str, Any]]:
@@ -301,4 +311,5 @@ def run_figures(run: BenchRun) -> dict[str, float]:
         "mean_itl_s": run.mean_itl_s,
         "preemptions": int(r.preemptions),
         "capacity_tokens": float(run.stats.capacity_tokens),
+        "probe_itl_s": run.probe_itl_s,
     }

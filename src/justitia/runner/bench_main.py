@@ -72,9 +72,13 @@ def run_parallel(policies: Sequence[str], jobs: Sequence[Any], args: argparse.Na
             with started_server(pol, args.kv_tokens, ports[i], args.model, log=bar.console.log,
                                 log_file=out / f"server_{pol}.log", core=i) as url:
                 bar.update(task, description=f"{pol} (ready)")
-                barrier.wait(timeout=900)
-                bar.update(task, description=pol)
-                return run_stream(jobs, url, pol, on_done=lambda _o: bar.advance(task))
+
+                def ready() -> None:
+                    barrier.wait(timeout=900)
+                    bar.update(task, description=pol)
+
+                return run_stream(jobs, url, pol, on_done=lambda _o: bar.advance(task),
+                                  probe_first=args.compare_sim, ready=ready)
         except BaseException:
             barrier.abort()  # do not leave the other policies waiting for a server that never comes
             raise
@@ -224,12 +228,12 @@ def main_from_args(args: argparse.Namespace) -> int:
                 bar.advance(_task)
 
             if args.endpoint:
-                runs.append(run_stream(jobs, args.endpoint, pol, on_done=done))
+                runs.append(run_stream(jobs, args.endpoint, pol, on_done=done, probe_first=args.compare_sim))
             else:
                 with started_server(pol, args.kv_tokens, args.port, args.model, log=bar.console.log,
                                     log_file=out / f"server_{pol}.log") as url:
                     bar.update(task, description=pol)
-                    runs.append(run_stream(jobs, url, pol, on_done=done))
+                    runs.append(run_stream(jobs, url, pol, on_done=done, probe_first=args.compare_sim))
     cap, it_s, metrics = evaluate_runs(runs)
     apps0 = runs[0].measured
     load = offered_load(apps0, cap / it_s) if len(apps0) > 1 else math.inf

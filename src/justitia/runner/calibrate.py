@@ -29,6 +29,11 @@ real prompt / completion tokens of every call, real arrival times, stages) on an
 server's KV capacity, block size, ``max_num_seqs`` and token budget and the calibrated latency model,
 under the same policy with the same cost hints. We compare mean ACT (simulated / real) per policy and
 whether the policies rank the same. Goal: ranking identical, mean ACT within 20 %.
+
+On a shared host the machine's speed during a run differs from the calibration run's (other load,
+one pinned core per server in side-by-side runs), so we also report a *speed-corrected* replay: the
+whole latency model scaled by the run's measured mean iteration time (``vllm:inter_token_latency``)
+over the simulated run's mean iteration time. The factor uses no ACT, only the engine's speed.
 """
 
 from __future__ import annotations
@@ -131,6 +136,36 @@ async def _measure(url: str, model: str, progress: Callable[[str], None], grid: 
     return samples
 
 
+PROBE_N, PROBE_PROMPT, PROBE_TOKENS = 4, 64, 24
+PROBE_KV = PROBE_N * (PROBE_PROMPT + PROBE_TOKENS // 2)
+
+
+def speed_probe(url: str, model: str | None = None, seed: int = 1) -> float:
+    """Mean iteration time of ``PROBE_N`` requests decoding together (the host's speed right now)."""
+    from openai import AsyncOpenAI
+
+    from justitia.runner.bench import scrape
+
+    rng = np.random.default_rng(seed)
+
+    async def main() -> None:
+        client = AsyncOpenAI(base_url=url.rstrip("/") + "/v1", api_key="EMPTY", max_retries=0, timeout=300)
+        try:
+            m = model or (await client.models.list()).data[0].id
+            await asyncio.gather(*(
+                client.completions.create(model=m, prompt=_rand_prompt(rng, PROBE_PROMPT), max_tokens=PROBE_TOKENS,
+                                          extra_body={"ignore_eos": True})
+                for _ in range(PROBE_N)))
+        finally:
+            await client.close()
+
+    before = scrape(url)
+    asyncio.run(main())
+    after = scrape(url)
+    n = after.itl_count - before.itl_count
+    return (after.itl_sum_s - before.itl_sum_s) / n if n > 0 else math.nan
+
+
 def fit_nonneg(samples: Sequence[Sample]) -> Any:
     """``LinearLatency`` (with the quadratic prefill-attention term ``e``) fitted by least squares on
     *relative* errors (each sample weighted 1/measured, so 50 ms decode steps count as much as 3 s
@@ -227,11 +262,14 @@ class RealRun:
     act_s: dict[str, float]
     makespan_s: float
     preemptions: int
+    mean_itl_s: float = math.nan  # the run's measured mean decode iteration time
+    probe_itl_s: float = math.nan  # iteration time of the speed probe just before the run
 
 
 def real_runs_from_bench(runs: Sequence[Any], metrics: Sequence[Any]) -> list[RealRun]:
     return [RealRun(r.policy, list(r.measured), {o.job.name: o.job.cost_hint for o in r.outcomes},
-                    {a.app_id: a.act_s for a in m.apps}, r.result.makespan_s, int(r.result.preemptions))
+                    {a.app_id: a.act_s for a in m.apps}, r.result.makespan_s, int(r.result.preemptions),
+                    r.mean_itl_s, getattr(r, "probe_itl_s", math.nan))
             for r, m in zip(runs, metrics)]
 
 
@@ -254,7 +292,8 @@ def real_runs_from_dir(folder: Path) -> tuple[list[RealRun], float, float]:
         specs = load_jsonl(folder / f"measured_{pol}.jsonl")
         r = rows.get(pol, [])
         runs.append(RealRun(pol, specs, {x["app_id"]: float(x["estimated_cost"]) if x["estimated_cost"] else None for x in r},
-                            {x["app_id"]: float(x["act_s"]) for x in r}, float(fig["makespan_s"]), int(fig["preemptions"])))
+                            {x["app_id"]: float(x["act_s"]) for x in r}, float(fig["makespan_s"]), int(fig["preemptions"]),
+                            float(fig.get("mean_itl_s", math.nan)), float(fig.get("probe_itl_s", math.nan))))
     return runs, float(data["capacity_tokens"]), float(data["iteration_s"])
 
 
@@ -271,24 +310,44 @@ def compare_sim(runs: Sequence[RealRun], capacity_tokens: float, iteration_s: fl
     latency, calib = load_calibration(calibration)
     config = sim_config(latency, capacity_tokens, calib)
     out: dict[str, Any] = {"latency": latency.to_json(), "capacity_tokens": config.kv_capacity, "policies": {}}
-    for run in runs:
-        policy = make_policy(run.policy, config.kv_capacity, iteration_s,
+    from justitia.sim.latency import LinearLatency
+
+    def sim(run: RealRun, cfg: Any) -> Any:
+        policy = make_policy(run.policy, cfg.kv_capacity, iteration_s,
                              estimator=_HintEstimator(run.hints) if _needs_cost(run.policy) else None)
-        res = simulate(run.specs, policy, config)
-        sim_act = {a.app_id: a.act_s for a in res.apps}
-        ids = sorted(run.act_s)
-        missing = [i for i in ids if i not in sim_act]
+        return simulate(run.specs, policy, cfg)
+
+    def mean_act(res: Any, ids: list[str]) -> tuple[float, dict[str, float]]:
+        acts = {a.app_id: a.act_s for a in res.apps}
+        missing = [i for i in ids if i not in acts]
         if missing:
-            raise ValueError(f"simulated run of {run.policy!r} lacks apps {missing[:3]}")
-        sim_mean = float(np.mean([sim_act[i] for i in ids]))
+            raise ValueError(f"simulated run lacks apps {missing[:3]}")
+        return float(np.mean([acts[i] for i in ids])), acts
+
+    for run in runs:
+        ids = sorted(run.act_s)
+        res = sim(run, config)
+        sim_mean, sim_act = mean_act(res, ids)
         real_mean = float(np.mean([run.act_s[i] for i in ids]))
         per_app = np.array([sim_act[i] / run.act_s[i] for i in ids if run.act_s[i] > 0])
-        out["policies"][run.policy] = {
+        row: dict[str, Any] = {
             "real_mean_act_s": real_mean, "sim_mean_act_s": sim_mean, "sim_over_real": sim_mean / real_mean,
             "per_app_ratio_median": float(np.median(per_app)),
             "real_makespan_s": run.makespan_s, "sim_makespan_s": res.makespan_s,
             "real_preemptions": run.preemptions, "sim_preemptions": int(res.preemptions),
         }
+        # Speed correction: the host's speed during the run (other load, core pinning) differs from the
+        # calibration run's. A probe just before the run (PROBE_N requests decoding together on the
+        # same server) measured the iteration time; scale the whole latency model by measured / modelled
+        # for that probe (no ACT enters the factor) and simulate again.
+        probe_model = latency.step_s(0, PROBE_N, PROBE_KV)
+        if math.isfinite(run.probe_itl_s) and probe_model > 0 and isinstance(latency, LinearLatency):
+            f = run.probe_itl_s / probe_model
+            scaled = LinearLatency(latency.a * f, latency.b * f, latency.c * f, latency.d * f, latency.e * f)
+            res2 = sim(run, config.replace(latency=scaled))
+            m2, _ = mean_act(res2, ids)
+            row.update({"speed_factor": f, "sim_corrected_mean_act_s": m2, "sim_corrected_over_real": m2 / real_mean})
+        out["policies"][run.policy] = row
     pols = out["policies"]
     real_rank = sorted(pols, key=lambda p: pols[p]["real_mean_act_s"])
     sim_rank = sorted(pols, key=lambda p: pols[p]["sim_mean_act_s"])
@@ -296,6 +355,10 @@ def compare_sim(runs: Sequence[RealRun], capacity_tokens: float, iteration_s: fl
     out["sim_ranking"] = sim_rank
     out["ranking_identical"] = real_rank == sim_rank
     out["max_mean_act_error"] = max(abs(v["sim_over_real"] - 1) for v in pols.values()) if pols else math.nan
+    if pols and all("sim_corrected_mean_act_s" in v for v in pols.values()):
+        out["sim_corrected_ranking"] = sorted(pols, key=lambda p: pols[p]["sim_corrected_mean_act_s"])
+        out["ranking_identical_corrected"] = out["sim_corrected_ranking"] == real_rank
+        out["max_mean_act_error_corrected"] = max(abs(v["sim_corrected_over_real"] - 1) for v in pols.values())
     return out
 
 
@@ -326,13 +389,18 @@ def print_agreement(data: dict[str, Any], console: Any) -> None:
 
     t = Table(title="simulator (calibrated CPU latency) vs real engine", title_justify="left", header_style="bold")
     for col in ("policy", "real mean ACT s", "sim mean ACT s", "sim / real", "median app sim/real",
-                "real makespan s", "sim makespan s", "preemptions real/sim"):
+                "speed factor", "corrected sim / real", "real makespan s", "sim makespan s", "preemptions real/sim"):
         t.add_column(col, justify="left" if col == "policy" else "right")
     for p, v in data["policies"].items():
         t.add_row(p, f"{v['real_mean_act_s']:.2f}", f"{v['sim_mean_act_s']:.2f}", f"{v['sim_over_real']:.2f}",
-                  f"{v['per_app_ratio_median']:.2f}", f"{v['real_makespan_s']:.1f}", f"{v['sim_makespan_s']:.1f}",
-                  f"{v['real_preemptions']}/{v['sim_preemptions']}")
+                  f"{v['per_app_ratio_median']:.2f}", f"{v.get('speed_factor', math.nan):.2f}",
+                  f"{v.get('sim_corrected_over_real', math.nan):.2f}", f"{v['real_makespan_s']:.1f}",
+                  f"{v['sim_makespan_s']:.1f}", f"{v['real_preemptions']}/{v['sim_preemptions']}")
     console.print(t)
+    if "ranking_identical_corrected" in data:
+        console.print(f"speed-corrected: ranking {data['sim_corrected_ranking']} "
+                      f"{'identical' if data['ranking_identical_corrected'] else 'DIFFERENT'}; largest mean-ACT error "
+                      f"{data['max_mean_act_error_corrected'] * 100:.0f} %")
     console.print(f"ranking real {data['real_ranking']} vs sim {data['sim_ranking']}: "
                   f"{'identical' if data['ranking_identical'] else 'DIFFERENT'}; "
                   f"largest mean-ACT error {data['max_mean_act_error'] * 100:.0f} %")

@@ -32,6 +32,7 @@ import re
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -40,8 +41,11 @@ from justitia.core.cost import call_cost
 from justitia.runner import texts
 from justitia.runner.sdk import App, text_of
 
-CHARS_PER_TOKEN = 4.0  # English text with a Llama-style BPE; only for cost hints and chunk sizes
-CHAT_OVERHEAD_TOKENS = 24  # chat template tokens around one user message (SmolLM2 template)
+# Fallback when the served model's tokenizer is not at hand: conservative (an upper bound for English
+# and code with a Llama-style BPE), so cost hints do not under-estimate (Justitia refines an
+# under-estimated app by doubling its estimate, which pushes it back in the queue).
+CHARS_PER_TOKEN = 2.5
+CHAT_OVERHEAD_TOKENS = 40  # chat template (incl. SmolLM2's default system prompt) around one message
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +84,8 @@ class AppPlan:
     weight: float = 1.0
 
     def planned_calls(self) -> list[list[tuple[int, int]]]:
-        """Stages of ``(prompt_tokens, max_tokens)`` as estimated at arrival (chars / 4)."""
+        """Stages of ``(prompt_tokens, max_tokens)`` as known at arrival: exact prompt tokens of the
+        first stage (the served model's tokenizer), upper bounds for prompts that embed outputs."""
         return APP_TYPES[self.app_type].plan(self)
 
     def cost_hint(self) -> float:
@@ -90,6 +95,46 @@ class AppPlan:
 
 def _tok(chars: int) -> int:
     return max(1, math.ceil(chars / CHARS_PER_TOKEN))
+
+
+_TOKENIZER: list[Any] = []
+
+
+def _tokenizer() -> Any:
+    """The bundled model's tokenizer (local files only), or ``None`` when it is not built/installed."""
+    if not _TOKENIZER:
+        tok = None
+        try:
+            from justitia.vllm.model import default_model_dir
+
+            d = default_model_dir()
+            if (d / "tokenizer.json").exists():
+                import transformers
+
+                tok = transformers.AutoTokenizer.from_pretrained(str(d), local_files_only=True)
+        except Exception:  # noqa: BLE001 - any failure means: fall back to the character estimate
+            tok = None
+        _TOKENIZER.append(tok)
+    return _TOKENIZER[0]
+
+
+@lru_cache(maxsize=4096)
+def chat_tokens(content: str) -> int:
+    """Prompt tokens of one user message through the chat template (exact with the model's tokenizer)."""
+    tok = _tokenizer()
+    if tok is not None:
+        text = tok.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False)
+        return len(tok(text, add_special_tokens=False)["input_ids"])
+    return _tok(len(content)) + CHAT_OVERHEAD_TOKENS
+
+
+@lru_cache(maxsize=4096)
+def text_tokens(text: str) -> int:
+    """Tokens of a raw completion prompt."""
+    tok = _tokenizer()
+    if tok is not None:
+        return len(tok(text)["input_ids"])
+    return _tok(len(text))
 
 
 # ---------------------------------------------------------------------- answers
@@ -209,7 +254,7 @@ def _chunks(text: str, size: int, limit: int) -> list[str]:
 # -- chat --------------------------------------------------------------------------------------
 def _plan_chat(p: AppPlan) -> list[list[tuple[int, int]]]:
     conv = source_items("sharegpt-short")[p.item]
-    return [[(_tok(min(len(_user_turn(conv)), p.sizes.chat_prompt_chars)) + CHAT_OVERHEAD_TOKENS, p.sizes.chat_max_tokens)]]
+    return [[(chat_tokens(_user_turn(conv)[: p.sizes.chat_prompt_chars]), p.sizes.chat_max_tokens)]]
 
 
 async def run_chat(app: App, p: AppPlan) -> dict[str, Any]:
@@ -229,8 +274,9 @@ def _plan_mapreduce(p: AppPlan) -> list[list[tuple[int, int]]]:
     chunks = _chunks(_transcript(source_items("sharegpt-long")[p.item]), p.sizes.mapreduce_chunk_chars,
                      p.sizes.mapreduce_max_chunks)
     s = p.sizes
-    maps = [(_tok(len(_MAP) + len(c)) + CHAT_OVERHEAD_TOKENS, s.mapreduce_map_tokens) for c in chunks]
-    reduce_p = _tok(len(_REDUCE)) + CHAT_OVERHEAD_TOKENS + len(chunks) * (s.mapreduce_map_tokens + 4)
+    maps = [(chat_tokens(_MAP.format(chunk=c)), s.mapreduce_map_tokens) for c in chunks]
+    # the reduce reads the summaries: each at most map_tokens, plus its "i. " and a newline
+    reduce_p = chat_tokens(_REDUCE.format(parts="")) + len(chunks) * (s.mapreduce_map_tokens + 6)
     return [maps, [(reduce_p, s.mapreduce_reduce_tokens)]]
 
 
@@ -253,7 +299,7 @@ _SOLVE = "Solve this math problem. Think step by step, then end with 'The answer
 
 def _plan_sc(p: AppPlan) -> list[list[tuple[int, int]]]:
     q = source_items("champ")[p.item].text
-    return [[(_tok(len(_SOLVE) + len(q)) + CHAT_OVERHEAD_TOKENS, p.sizes.sc_max_tokens)] * p.sizes.sc_samples]
+    return [[(chat_tokens(_SOLVE.format(q=q)), p.sizes.sc_max_tokens)] * p.sizes.sc_samples]
 
 
 async def run_self_consistency(app: App, p: AppPlan) -> dict[str, Any]:
@@ -277,9 +323,10 @@ _DEBATE = ("Solve this math problem.\n\n{q}\n\nOther agents answered:\n{others}\
 def _plan_debate(p: AppPlan) -> list[list[tuple[int, int]]]:
     s = p.sizes
     q = source_items("champ")[p.item].text
-    first = _tok(len(_SOLVE) + len(q)) + CHAT_OVERHEAD_TOKENS
+    first = chat_tokens(_SOLVE.format(q=q))
+    # later rounds quote the other agents: each a prefix of an answer of at most max_tokens tokens
     quote = min(s.debate_max_tokens, _tok(s.debate_quote_chars))
-    later = _tok(len(_DEBATE) + len(q)) + CHAT_OVERHEAD_TOKENS + (s.debate_agents - 1) * (quote + 4)
+    later = chat_tokens(_DEBATE.format(q=q, others="")) + (s.debate_agents - 1) * (quote + 8)
     return [[(first, s.debate_max_tokens)] * s.debate_agents] + \
         [[(later, s.debate_max_tokens)] * s.debate_agents for _ in range(s.debate_rounds - 1)]
 
@@ -317,7 +364,7 @@ _CODE = "Complete this Python function. Reply with the whole function in one ```
 
 def _plan_bon(p: AppPlan) -> list[list[tuple[int, int]]]:
     prompt = source_items("humaneval")[p.item].prompt
-    return [[(_tok(len(_CODE) + len(prompt)) + CHAT_OVERHEAD_TOKENS, p.sizes.bon_max_tokens)] * p.sizes.bon_samples]
+    return [[(chat_tokens(_CODE.format(prompt=prompt)), p.sizes.bon_max_tokens)] * p.sizes.bon_samples]
 
 
 async def run_best_of_n(app: App, p: AppPlan) -> dict[str, Any]:
