@@ -188,6 +188,8 @@ def main_from_args(args: argparse.Namespace) -> int:
 
     t_start = time.monotonic()
     console = Console()
+    if not console.is_terminal:
+        console = Console(width=140)  # logs and CI: keep the tables readable
     policies = parse_policies(args.policies)
     if args.endpoint and len(policies) != 1:
         raise ValueError("with --endpoint the server runs one policy: give --policies one label (e.g. --policies fcfs)")

@@ -39,6 +39,8 @@ def _handler(args: argparse.Namespace) -> int:
     )
 
     console = Console()
+    if not console.is_terminal:
+        console = Console(width=140)  # logs and CI: keep the tables readable
     out = Path(args.out) if args.out else calibration_path()
 
     def run(url: str) -> tuple[object, list]:
