@@ -287,10 +287,9 @@ LOST_PREFILL = [
 ]
 
 
-@pytest.mark.xfail(raises=RuntimeError, strict=False, reason=(
-    "simulator bug found by test_justitia_oracle_single_stage_apps_finish_within_the_fair_bound at 200 examples: "
-    "in Simulator._detailed_step a decoder preempts itself (stopped=True), the prefilling request a6/0.1 is not "
-    "scheduled that iteration, and the post-process's unconditional `self.pf = None` drops it with its 12 KV blocks"))
+# Found by test_justitia_oracle_single_stage_apps_finish_within_the_fair_bound at 200 examples: a decoder
+# preempted itself (the iteration stopped), the prefilling request was not scheduled that iteration, and
+# the post-process dropped it with its KV blocks. Fixed in Simulator._detailed_step.
 def test_regression_prefilling_request_survives_a_stopped_iteration() -> None:
     cfg = CFG.replace(check_invariants=True)
     policy = make_policy("justitia", cfg.kv_capacity, 0.007284291065173025)  # the measured rate of this workload

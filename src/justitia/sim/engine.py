@@ -622,6 +622,7 @@ class Simulator:
             budget -= self.ndec
         # the prefilling request (last in running order)
         pf = self.pf
+        pf_scheduled = False
         if pf is not None and not stopped and budget > 0:
             x = min(pf.ntok - pf.computed, budget)
             nb = -(-(pf.computed + x) // bs) - pf.blocks
@@ -641,6 +642,7 @@ class Simulator:
                 pf.blocks += nb
                 budget -= x
                 chunks.append((pf, x, pf.computed))
+                pf_scheduled = True
         # admission of waiting requests (only if nothing was preempted this iteration)
         if not preempted and self.waiting:
             nrun = self.ndec + (1 if self.pf is not None else 0)
@@ -709,7 +711,10 @@ class Simulator:
         # ---------------------------------------------------------- post-process
         for r in paused:
             self._join(r)
-        self.pf = None
+        if pf_scheduled:
+            self.pf = None  # re-set below if its prefill is still unfinished
+        # else: a prefilling request that was not scheduled this iteration (a decoder preempted itself,
+        # or no budget was left) stays mid-prefill with its blocks; it must not be dropped.
         for r, x, _ in chunks:
             r.computed += x
             r.pend_pf += x
