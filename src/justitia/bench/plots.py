@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -81,7 +83,7 @@ def plot_act_cdf(metrics: Sequence[PolicyMetrics], path: str | Path, title: str 
     ax.set_ylim(0, 1.01)
     ax.grid(True, which="major", alpha=0.35)
     ax.grid(True, which="minor", alpha=0.12)
-    ax.set_title(title or "Application completion time (CDF)")
+    ax.set_title(textwrap.fill(title or "Application completion time (CDF)", 60), fontsize=11)
     ax.legend(loc="lower right", fontsize=8, frameon=True)
     fig.tight_layout()
     path = Path(path)
