@@ -252,16 +252,26 @@ def main_from_args(args: argparse.Namespace) -> int:
         p = out / f"measured_{r.policy}.jsonl"
         dump_jsonl(r.measured, p)
         paths.append(p)
+    data["wall_s"] = time.monotonic() - t_start
+    bench_path = out / "bench.json"
+    bench_path.write_text(json.dumps(data, indent=2) + "\n")  # measured data first: never lost to a later step
+    paths.append(bench_path)
+    rc = 0
     if args.compare_sim:
         from justitia.runner.calibrate import compare_sim, print_agreement, real_runs_from_bench
 
-        agreement = compare_sim(real_runs_from_bench(runs, metrics), cap, it_s)
-        data["sim_vs_real"] = agreement
-        print_agreement(agreement, console)
-    data["wall_s"] = time.monotonic() - t_start
-    (out / "bench.json").write_text(json.dumps(data, indent=2) + "\n")
-    paths.append(out / "bench.json")
+        try:
+            agreement = compare_sim(real_runs_from_bench(runs, metrics), cap, it_s)
+        except (ValueError, FileNotFoundError, RuntimeError, AttributeError) as e:
+            console.print(f"[red]sim-vs-real comparison failed: {type(e).__name__}: {e}[/red] "
+                          f"(the real results are written; rerun it later with `justitia calibrate --compare {out}`)")
+            rc = 1
+        else:
+            data["sim_vs_real"] = agreement
+            print_agreement(agreement, console)
+            data["wall_s"] = time.monotonic() - t_start
+            bench_path.write_text(json.dumps(data, indent=2) + "\n")
     for p in paths:
         console.print(f"wrote {p}")
     console.print(f"bench wall time {data['wall_s']:.0f} s")
-    return 0
+    return rc

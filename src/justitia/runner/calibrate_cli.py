@@ -25,6 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--grid", choices=("quick", "full"), default="quick", help="measurement grid (default quick, ~1 min)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="where to save the JSON (default: <cache>/calibration/cpu-latency.json)")
+    p.add_argument("--compare", default=None, metavar="BENCH_DIR",
+                   help="do not measure: replay the runs of a finished `justitia bench --out BENCH_DIR` in the "
+                        "simulator with the saved calibration and print sim-vs-real agreement")
     p.set_defaults(func=_handler)
 
 
@@ -41,6 +44,17 @@ def _handler(args: argparse.Namespace) -> int:
     console = Console()
     if not console.is_terminal:
         console = Console(width=140)  # logs and CI: keep the tables readable
+    if args.compare:
+        import json
+
+        from justitia.runner.calibrate import compare_sim, print_agreement, real_runs_from_dir
+
+        runs, cap, it_s = real_runs_from_dir(Path(args.compare))
+        data = compare_sim(runs, cap, it_s, calibration=Path(args.out) if args.out else None)
+        print_agreement(data, console)
+        (Path(args.compare) / "sim_vs_real.json").write_text(json.dumps(data, indent=2) + "\n")
+        console.print(f"wrote {Path(args.compare) / 'sim_vs_real.json'}")
+        return 0
     out = Path(args.out) if args.out else calibration_path()
 
     def run(url: str) -> tuple[object, list]:
