@@ -92,17 +92,44 @@ def run_policy(policy: str, args: argparse.Namespace, model_dir: Path, tok) -> d
 
         async def main() -> float:
             async with AsyncOpenAI(base_url=srv.url + "/v1", api_key="unused", max_retries=0, timeout=600) as client:
-                # warm up outside the measurement (first request pays one-time costs)
-                await client.completions.create(model=srv.name, prompt="Hello", max_tokens=4)
                 t0 = time.monotonic()
                 await asyncio.gather(*(run_app(client, srv.name, a, t0) for a in apps))
                 return time.monotonic() - t0
 
+        async def warm() -> None:  # outside the measurement: the first request pays one-time costs
+            async with AsyncOpenAI(base_url=srv.url + "/v1", api_key="unused", max_retries=0, timeout=600) as client:
+                await client.completions.create(model=srv.name, prompt="Hello", max_tokens=4)
+
+        asyncio.run(warm())
+        time.sleep(1.0)  # let the engine's stats reach /metrics
+        m0 = scrape(srv.url)
         makespan = asyncio.run(main())
+        time.sleep(1.0)
+        m1 = scrape(srv.url)
     tokens = sum(a.tokens for a in apps)
     order = [a.app_id for a in sorted(apps, key=lambda a: max(a.done))]
+    d = {k: m1.get(k, 0.0) - m0.get(k, 0.0) for k in m1}
     return {"policy": policy, "apps": apps, "makespan": makespan, "tokens": tokens,
-            "throughput": tokens / makespan, "order": order}
+            "throughput": tokens / makespan, "order": order,
+            # engine-side, insensitive to how busy the shared CPU was: steps and preemptions for the same work
+            "steps": d.get("vllm:iteration_tokens_total_count", 0.0),
+            "preemptions": d.get("vllm:num_preemptions_total", 0.0)}
+
+
+def scrape(url: str) -> dict[str, float]:
+    """Counters from vLLM's Prometheus ``/metrics`` (summed over label sets)."""
+    import urllib.request
+
+    out: dict[str, float] = {}
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith("#") or " " not in line:
+                continue
+            name, _, value = line.rpartition(" ")
+            base = name.split("{", 1)[0]
+            if base in ("vllm:iteration_tokens_total_count", "vllm:num_preemptions_total"):
+                out[base] = out.get(base, 0.0) + float(value)
+    return out
 
 
 def main() -> None:
@@ -118,6 +145,7 @@ def main() -> None:
     ap.add_argument("--small-calls", type=int, default=2)
     ap.add_argument("--small-tokens", type=int, default=16)
     ap.add_argument("--small-delay", type=float, default=1.0)
+    ap.add_argument("--repeats", type=int, default=1, help="runs per policy (round-robin); medians are shown")
     ap.add_argument("--out", default="results/plugin_demo")
     args = ap.parse_args()
 
@@ -129,34 +157,51 @@ def main() -> None:
 
     model_dir = build_default_model(log=lambda m: None)
     tok = AutoTokenizer.from_pretrained(model_dir)
-    results = [run_policy(p.strip(), args, model_dir, tok) for p in args.policies.split(",") if p.strip()]
+    policies = [p.strip() for p in args.policies.split(",") if p.strip()]
+    runs: dict[str, list[dict]] = {p: [] for p in policies}
+    for rep in range(args.repeats):  # round-robin, so slow phases of a shared machine hit every policy
+        for p in (policies if rep % 2 == 0 else policies[::-1]):
+            runs[p].append(run_policy(p, args, model_dir, tok))
+            r = runs[p][-1]
+            print(f"[{p}] run {rep + 1}: makespan {r['makespan']:.1f} s, {r['throughput']:.1f} tok/s, "
+                  f"mean ACT {statistics.mean(a.act for a in r['apps']):.1f} s", flush=True)
+
+    def med(p: str, f) -> float:  # type: ignore[no-untyped-def]
+        return statistics.median(f(r) for r in runs[p])
+
+    def mean_act(kind: str | None):  # type: ignore[no-untyped-def]
+        return lambda r: statistics.mean(a.act for a in r["apps"] if kind is None or a.kind == kind)
 
     console = Console()
     tab = Table(title=f"real vLLM (SmolLM2-135M, CPU), kv_tokens={args.kv_tokens}, max_num_seqs={args.max_num_seqs}: "
                       f"1 big app ({args.big_calls}×{args.big_tokens} tok) then {args.small_apps} small apps "
-                      f"({args.small_calls}×{args.small_tokens} tok) +{args.small_delay:g} s")
+                      f"({args.small_calls}×{args.small_tokens} tok) +{args.small_delay:g} s; "
+                      f"median of {args.repeats} run(s)")
     tab.add_column("application")
-    for r in results:
-        tab.add_column(f"{r['policy']} ACT s", justify="right")
-    for i, app in enumerate(results[0]["apps"]):
-        tab.add_row(app.app_id, *(f"{r['apps'][i].act:.1f}" for r in results))
-    for kind in ("small", "big"):
-        tab.add_row(f"[bold]mean ACT {kind}", *(
-            f"[bold]{statistics.mean(a.act for a in r['apps'] if a.kind == kind):.1f}" for r in results))
-    tab.add_row("[bold]mean ACT all", *(f"[bold]{statistics.mean(a.act for a in r['apps']):.1f}" for r in results))
-    tab.add_row("makespan s", *(f"{r['makespan']:.1f}" for r in results))
-    tab.add_row("tokens", *(str(r["tokens"]) for r in results))
-    tab.add_row("throughput tok/s", *(f"{r['throughput']:.1f}" for r in results))
+    for p in policies:
+        tab.add_column(f"{p} ACT s", justify="right")
+    for i, app in enumerate(runs[policies[0]][0]["apps"]):
+        tab.add_row(app.app_id, *(f"{med(p, lambda r: r['apps'][i].act):.1f}" for p in policies))
+    for kind in ("small", "big", None):
+        tab.add_row(f"[bold]mean ACT {kind or 'all'}", *(f"[bold]{med(p, mean_act(kind)):.1f}" for p in policies))
+    tab.add_row("makespan s", *(f"{med(p, lambda r: r['makespan']):.1f}" for p in policies))
+    tab.add_row("tokens", *(str(runs[p][0]["tokens"]) for p in policies))
+    tab.add_row("throughput tok/s", *(f"{med(p, lambda r: r['throughput']):.1f}" for p in policies))
+    tab.add_row("  per run", *(" ".join(f"{r['throughput']:.1f}" for r in runs[p]) for p in policies))
+    tab.add_row("engine steps (same work)", *(f"{med(p, lambda r: r['steps']):.0f}" for p in policies))
+    tab.add_row("preemptions", *(f"{med(p, lambda r: r['preemptions']):.0f}" for p in policies))
     console.print(tab)
-    for r in results:
-        console.print(f"{r['policy']:>9} completion order: {' '.join(r['order'])}")
-    base = results[0]
-    sb = statistics.mean(a.act for a in base["apps"])
-    for other in results[1:]:
-        d = (other["throughput"] / base["throughput"] - 1) * 100
-        so = statistics.mean(a.act for a in other["apps"])
-        console.print(f"{other['policy']} vs {base['policy']}: throughput {d:+.1f} %, mean ACT "
-                      f"{so:.1f} s vs {sb:.1f} s ({sb / so:.2f}×)")
+    for p in policies:
+        for r in runs[p]:
+            console.print(f"{p:>9} completion order: {' '.join(r['order'])}")
+    base = policies[0]
+    tb, ab = med(base, lambda r: r["throughput"]), med(base, mean_act(None))
+    for p in policies[1:]:
+        d = (med(p, lambda r: r["throughput"]) / tb - 1) * 100
+        a = med(p, mean_act(None))
+        st = (med(p, lambda r: r["steps"]) / med(base, lambda r: r["steps"]) - 1) * 100
+        console.print(f"{p} vs {base}: throughput {d:+.1f} % (wall clock), engine steps {st:+.1f} % (same work), "
+                      f"mean ACT {a:.1f} s vs {ab:.1f} s ({ab / a:.2f}× better)")
 
 
 if __name__ == "__main__":
