@@ -58,6 +58,30 @@ def group_rss_bytes(pid: int) -> int:
     return total
 
 
+def rss_by_process(pid: int) -> dict[str, int]:
+    """MiB of resident memory per process of ``pid``'s group, keyed by its title (APIServer/EngineCore/Worker)."""
+    try:
+        pgid = os.getpgid(pid)
+    except ProcessLookupError:
+        return {}
+    out: dict[str, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.getpgid(int(entry)) != pgid:
+                continue
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+            with open(f"/proc/{entry}/status") as f:
+                kb = next(int(x.split()[1]) for x in f if x.startswith("VmRSS:"))
+        except (ProcessLookupError, FileNotFoundError, PermissionError, OSError, StopIteration):
+            continue
+        name = cmd.split()[0] if cmd.startswith("VLLM::") else ("APIServer" if "api_server" in cmd else cmd[:20])
+        out[name] = out.get(name, 0) + kb // 1024
+    return out
+
+
 def scrape(url: str) -> dict[str, float]:
     try:
         with urllib.request.urlopen(url + "/metrics", timeout=30) as r:
@@ -66,7 +90,7 @@ def scrape(url: str) -> dict[str, float]:
         return {}
     out: dict[str, float] = {}
     for line in text.splitlines():
-        if line.startswith("justitia_"):
+        if line.startswith(("justitia_", "vllm:request_success_total")):
             name, _, val = line.rpartition(" ")
             try:
                 out[name] = float(val)
@@ -105,6 +129,7 @@ class Tally:
     apps_started: int = 0
     apps_done: int = 0
     errors: dict[str, int] = field(default_factory=dict)
+    empty: int = 0
 
 
 async def run_load(url: str, model: str, args: argparse.Namespace, tally: Tally, progress: Any) -> None:
@@ -112,7 +137,10 @@ async def run_load(url: str, model: str, args: argparse.Namespace, tally: Tally,
 
     import httpx
 
-    http = httpx.AsyncClient(limits=httpx.Limits(max_connections=args.concurrency * (args.fanout + 1) + 16),
+    # keepalive_expiry below the server's keep-alive timeout (uvicorn/vLLM: 5 s): otherwise the client may
+    # reuse a connection at the instant the server closes it, and the request fails before it is sent.
+    http = httpx.AsyncClient(limits=httpx.Limits(max_connections=args.concurrency * (args.fanout + 1) + 16,
+                                                 keepalive_expiry=2.0),
                              timeout=args.request_timeout_s)
     client = AsyncOpenAI(base_url=url + "/v1", api_key="unused", max_retries=0, http_client=http)
     deadline = time.monotonic() + args.duration_s
@@ -135,10 +163,11 @@ async def run_load(url: str, model: str, args: argparse.Namespace, tally: Tally,
             tally.tokens += r.usage.completion_tokens if r.usage else 0
             tally.latencies.append(time.monotonic() - t0)
             if not text:
-                tally.errors["empty text"] = tally.errors.get("empty text", 0) + 1
+                tally.empty += 1  # answered; the model stopped at once (EOS)
         except Exception as e:  # noqa: BLE001 - every failure is counted and named
             tally.errored += 1
-            key = f"{type(e).__name__}: {str(e)[:80]}"
+            cause = e.__cause__ or e.__context__
+            key = f"{type(e).__name__}: {str(e)[:80]}" + (f" <- {type(cause).__name__}: {str(cause)[:80]}" if cause else "")
             tally.errors[key] = tally.errors.get(key, 0) + 1
         progress()
 
@@ -178,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--request-timeout-s", type=float, default=600.0)
     ap.add_argument("--url", default=None, help="use a running server on this machine instead of starting one")
     ap.add_argument("--policy", default="justitia")
+    ap.add_argument("--no-plugin", action="store_true", help="vLLM's own scheduler (contrast run)")
     ap.add_argument("--kv-tokens", type=int, default=None, help="cap the KV cache (tokens) of the started server")
     ap.add_argument("--max-num-seqs", type=int, default=64)
     ap.add_argument("--app-idle-s", type=float, default=5.0)
@@ -200,8 +230,8 @@ def main(argv: list[str] | None = None) -> int:
         from justitia.vllm.serve import Server
 
         srv = Server(port_range=PORTS, policy=args.policy, kv_tokens=args.kv_tokens, max_num_seqs=args.max_num_seqs,
-                     app_idle_s=args.app_idle_s, log=lambda m: console.print(m))
-        console.print(f"starting justitia serve (policy {args.policy}) ...")
+                     app_idle_s=args.app_idle_s, plugin=not args.no_plugin, log=lambda m: console.print(m))
+        console.print("starting vLLM's own scheduler ..." if args.no_plugin else f"starting justitia serve (policy {args.policy}) ...")
         srv.start()
         ready = srv.wait_ready()
         console.print(f"ready after {ready:.1f} s at {srv.url}")
@@ -212,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
                 model = json.loads(r.read())["data"][0]["id"]
         rss: list[tuple[float, int]] = []
         t_start = time.monotonic()
+        by_proc_start = rss_by_process(pid) if pid is not None else {}
         if pid is not None:
             rss.append((0.0, group_rss_bytes(pid)))
         tally = Tally()
@@ -253,9 +284,13 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(1.0)
         metrics = scrape(url)
         lost = tally.sent - tally.answered - tally.errored
+        # requests the engine finished, by reason (includes the final probe): tells whether an errored
+        # request reached the engine at all
+        finished = {k.split('finished_reason="')[1].split('"')[0]: v for k, v in metrics.items()
+                    if k.startswith("vllm:request_success_total") and v}
         warm = next((b for t, b in rss if t >= 30), rss[-1][1] if rss else 0)
         fig = {
-            "policy": args.policy, "duration_s": round(wall, 1), "concurrency": args.concurrency,
+            "policy": "vllm (no plugin)" if args.no_plugin else args.policy, "duration_s": round(wall, 1), "concurrency": args.concurrency,
             "fanout": args.fanout, "max_tokens": args.max_tokens,
             "requests_sent": tally.sent, "answered": tally.answered, "errored": tally.errored, "lost": lost,
             "apps_started": tally.apps_started, "apps_done": tally.apps_done,
@@ -266,10 +301,14 @@ def main(argv: list[str] | None = None) -> int:
             "rss_start_mib": round(rss[0][1] / 2**20) if rss else None,
             "rss_after_warmup_mib": round(warm / 2**20) if rss else None,
             "rss_end_mib": round(rss[-1][1] / 2**20) if rss else None,
-            "rss_samples_mib": [(round(t), round(b / 2**20)) for t, b in rss],
+            "rss_by_process_start_mib": by_proc_start,
+            "rss_by_process_end_mib": rss_by_process(pid) if pid is not None else {},
+            "rss_samples_mib": " ".join(f"{t:.0f}s:{b / 2**20:.0f}" for t, b in rss),
             "active_apps_after_idle": metrics.get("justitia_active_apps"),
             "policy_fallbacks": metrics.get("justitia_policy_fallbacks_total"),
             "preemptions": metrics.get("justitia_preemptions_total"),
+            "empty_answers": tally.empty,
+            "engine_finished_by_reason": finished,
             "errors": tally.errors,
         }
         print(json.dumps(fig, indent=2))
