@@ -24,9 +24,10 @@ def _run(apps, name, cfg, trace=True):
 
 @pytest.mark.parametrize("name", POLICIES)
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_memory_accounting_and_every_request_once(name: str, seed: int) -> None:
+@pytest.mark.parametrize("pfa", [False, True])
+def test_memory_accounting_and_every_request_once(name: str, seed: int, pfa: bool) -> None:
     apps = random_apps(seed)
-    cfg = small_config(capacity=2048 if seed != 3 else 8192)
+    cfg = small_config(capacity=2048 if seed != 3 else 8192, preempt_for_admission=pfa)
     sim, res = _run(apps, name, cfg)
     assert sim.blocks_in_use == 0 and sim.free == cfg.num_blocks
     assert 0 < sim.max_blocks_in_use <= cfg.num_blocks
@@ -127,11 +128,14 @@ def test_macro_steps_equal_single_steps_on_gpu_preset() -> None:
 
     cfg = preset("h100-llama2-7b", check_invariants=True)
     apps = scale_to_load(make_workload("paper-mix", 60, 3), 1.3, cfg.kv_capacity / nominal_iteration_s(cfg))
-    for name in ("fcfs", "justitia"):
-        rm = simulate(apps, make_simulation_policy(name, cfg), cfg)
-        rs = simulate(apps, make_simulation_policy(name, cfg), cfg.replace(macro_steps=False))
+    for name, pfa in (("fcfs", False), ("justitia", False), ("justitia", True)):
+        c = cfg.replace(preempt_for_admission=pfa)
+        rm = simulate(apps, make_simulation_policy(name, c), c)
+        rs = simulate(apps, make_simulation_policy(name, c), c.replace(macro_steps=False))
         assert rm.preemptions == rs.preemptions and rm.iterations == rs.iterations
         assert rm.preemptions > 0  # memory is the bottleneck at this load
+        assert rm.extra["admission_preemptions"] == rs.extra["admission_preemptions"]
+        assert (rm.extra["admission_preemptions"] > 0) == pfa
         for x, y in zip(rm.apps, rs.apps):
             assert x.completion_s == pytest.approx(y.completion_s, rel=1e-9)
 

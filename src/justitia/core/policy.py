@@ -139,6 +139,13 @@ class Policy(ABC):
     def key(self, req: Req) -> Key:
         """Sort key of ``req``: lower runs first; the largest running key is preempted first."""
 
+    def changed_apps(self) -> set[str] | None:
+        """Applications whose requests' keys may have changed since the previous call (the record is
+        cleared by the call); ``None`` means "any key may have changed". Engines that keep a cached order
+        of queued requests call this when :attr:`version` moved and re-key only those applications'
+        requests. The default, ``None``, is always correct; :class:`TracksChangedApps` implements it."""
+        return None
+
     # ------------------------------------------------------------------ helpers
     def estimate(self, app: AppInfo) -> float:
         """Cost of ``app`` from the estimator, else its hint, else 0 (unknown)."""
@@ -149,6 +156,38 @@ class Policy(ABC):
     def describe(self) -> str:
         est = f" (estimator={self.estimator.name})" if self.estimator is not None else ""
         return f"{self.name}{est}"
+
+
+class TracksChangedApps:
+    """Mixin for a :class:`Policy` that reports :meth:`Policy.changed_apps` exactly: call
+    :meth:`_init_changes` in ``__init__`` and :meth:`_mark` for every application whose key may have
+    moved (whatever moves :attr:`Policy.version`); :meth:`set_capacity` marks all."""
+
+    _changed: set[str]
+    _changed_all: bool
+
+    def _init_changes(self) -> None:
+        self._changed = set()
+        self._changed_all = True  # nothing was reported yet
+
+    def _mark(self, app_id: str) -> None:
+        self._changed.add(app_id)
+
+    def changed_apps(self) -> set[str] | None:
+        ch = self._changed
+        self._changed = set()
+        if self._changed_all:
+            self._changed_all = False
+            return None
+        return ch
+
+    def set_capacity(self, capacity_tokens: float, iteration_s: float | None = None) -> None:
+        super().set_capacity(capacity_tokens, iteration_s)  # type: ignore[misc]
+        self._changed_all = True
+
+    def app_finished(self, app_id: str, now: float) -> None:
+        super().app_finished(app_id, now)  # type: ignore[misc]
+        self._changed.discard(app_id)  # it has no request left to re-key
 
 
 # ---------------------------------------------------------------------- registry

@@ -35,6 +35,14 @@ class EngineConfig:
     ``served_every`` iterations, keys re-read when the policy's version changes — which is as fast as
     FCFS; their keys then lag the service (and, for time-dependent keys such as Autellix's
     anti-starvation, the clock) by at most ``served_every`` iterations.
+    ``preempt_for_admission`` (default ``False``: vLLM 0.32 never preempts to admit): when the waiting
+    request with the smallest key does not fit in the free blocks, preempt (recompute) running requests
+    with a *strictly larger* key, largest first, until it fits — but only if the eligible ones together
+    free enough (otherwise nobody is preempted); never one with a smaller key. Anti-thrash rule: a
+    request admitted at iteration ``G`` can be preempted *for admission* only from iteration
+    ``G + admission_preempt_min_iters`` on (memory-shortage preemption is unchanged), so every admission
+    makes at least that much progress before it can be displaced again. Only memory triggers it (not the
+    ``max_num_seqs`` cap).
     ``check_invariants`` re-verifies the block accounting every step (slow; for tests).
     """
 
@@ -47,6 +55,8 @@ class EngineConfig:
     macro_steps: bool = True
     served_every: int = 64
     exact_dynamic_keys: bool = True
+    preempt_for_admission: bool = False
+    admission_preempt_min_iters: int = 32
     check_invariants: bool = False
     name: str = "custom"
 
@@ -57,6 +67,9 @@ class EngineConfig:
             v = getattr(self, field)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"EngineConfig.{field} must be a positive integer, got {v!r}")
+        m = self.admission_preempt_min_iters
+        if isinstance(m, bool) or not isinstance(m, int) or m < 0:
+            raise ValueError(f"EngineConfig.admission_preempt_min_iters must be an integer >= 0, got {m!r}")
         if self.capacity_tokens < self.block_size:
             raise ValueError(f"capacity_tokens ({self.capacity_tokens}) must hold at least one block of {self.block_size}")
         if self.max_num_batched_tokens < self.max_num_seqs:

@@ -18,7 +18,18 @@ What it models, iteration by iteration, as vLLM 0.32's ``Scheduler.schedule()`` 
   admitted);
 * **applications**: stage ``k+1``'s calls arrive when every call of stage ``k`` has finished, plus the
   stage's ``delay_s`` (the first stage starts at the app's arrival plus its ``delay_s``);
-* **time**: each iteration lasts :meth:`LatencyModel.step_s` (latency eq. 1).
+* **time**: each iteration lasts :meth:`LatencyModel.step_s` (latency eq. 1);
+* **preemption for admission** (``EngineConfig.preempt_for_admission``, off by default as in vLLM):
+  when the waiting head does not fit, running requests with a strictly larger key (admitted at least
+  ``admission_preempt_min_iters`` iterations ago) are preempted, largest first, if together they free
+  enough; see :meth:`Simulator._pfa_plan`. Macro-steps stop when such a request becomes eligible.
+
+Waiting order. Waiting requests sit in a heap of ``(key, seq, epoch)`` entries with lazy invalidation.
+Static policies re-key the whole queue when :attr:`Policy.version` moves (or keep it across app events,
+``app_events_keep_keys``). Policies that implement :meth:`Policy.changed_apps` (VTC, SJF, PLAS, ATLAS)
+get only the waiting requests of the applications it names re-keyed (per-app waiting lists; older
+entries die by epoch; the heap is compacted when stale entries outnumber live ones) — the same minimum
+as a full re-key because keys are total orders, so the same run, in O(changed) instead of O(waiting).
 
 Speed (macro-steps). Decoding requests form a lock-step *decode group* (:mod:`justitia.sim.kvcache`):
 per-request state is stored relative to a global iteration counter ``G``, so an iteration that changes
@@ -98,7 +109,8 @@ class _Rq:
     the truth is ``computed = base + G`` and ``g = gbase + G`` at the start of iteration ``G``."""
 
     __slots__ = ("seq", "preq", "app", "p", "o", "g", "computed", "ntok", "blocks", "base", "gbase", "fin",
-                 "state", "run_seq", "rep_g", "pend_pf", "wep", "preemptions", "first_sched", "finish_s", "key")
+                 "state", "run_seq", "rep_g", "pend_pf", "wep", "preemptions", "first_sched", "finish_s", "key",
+                 "kep", "adm_g")
 
     def __init__(self, seq: int, preq: Req, app: _App, p: int, o: int) -> None:
         self.seq = seq
@@ -122,6 +134,8 @@ class _Rq:
         self.first_sched = -1.0
         self.finish_s = -1.0
         self.key: Any = None
+        self.kep = 0  # key epoch: a waiting-heap entry is valid iff its epoch is the request's
+        self.adm_g = 0  # iteration G at which it was last admitted (preemption for admission)
 
 
 class Simulator:
@@ -169,6 +183,12 @@ class Simulator:
         self.dynamic = bool(getattr(policy, "dynamic_keys", False)) and config.exact_dynamic_keys
         self.listens = type(policy).served is not Policy.served
         self.keep_keys = bool(getattr(policy, "app_events_keep_keys", False)) and not self.dynamic
+        # the policy reports which apps' keys changed (Policy.changed_apps): re-key only their waiting requests
+        self.track = type(policy).changed_apps is not Policy.changed_apps
+        self.pfa = config.preempt_for_admission
+        self.pfa_min = config.admission_preempt_min_iters
+        self.admission_preemptions = 0
+        self.admission_log: list[tuple[float, str, Any, Any]] = []
         # state
         self.now = 0.0
         self.G = 0
@@ -187,6 +207,7 @@ class Simulator:
         self.uid = 0
         # waiting queue: dict for iteration + key heap (lazy) + need heap (dynamic policies)
         self.waiting: dict[int, _Rq] = {}
+        self.wapp: dict[str, dict[int, _Rq]] = {}  # app id -> its waiting requests (only when tracking)
         self.wheap: list[tuple[Any, int, int, _Rq]] = []
         self.wver = -1
         self.rver = -1  # policy version at which the cached keys of running requests are valid
@@ -247,6 +268,7 @@ class Simulator:
         base_cache: dict[int, float] = {}
         while True:
             now = self.now
+            k_elig = 1 << 62
             # ---------------------------------------------------------- events due
             t_next = specs[self.ptr].arrival_s if self.ptr < napps else _INF
             if self.evheap and self.evheap[0][0] < t_next:
@@ -273,11 +295,16 @@ class Simulator:
                 if not self.waiting or ndec >= max_seqs:
                     simple = True
                 elif self.dynamic:
-                    simple = not self._admissible(self.free - need0, budget_max - ndec, ndec)
+                    # with preemption for admission, keys decide every iteration a request waits
+                    simple = not self.pfa and not self._admissible(self.free - need0, budget_max - ndec, ndec)
                 else:
                     head = self._head()
                     simple = head is None or (-(-head.ntok // bs) if full_isl else
                                               -(-min(head.ntok, budget_max - ndec) // bs)) > self.free - need0
+                    if simple and head is not None and self.pfa:
+                        plan, k_elig = self._pfa_plan(head, self.free - need0, budget_max - ndec, G, 0)
+                        if plan is not None:
+                            simple = False
             else:
                 simple = False
             if simple:
@@ -300,6 +327,8 @@ class Simulator:
                         kf = steps_until_full(cnt, G, self.free, bs, n)
                         if kf < k:
                             k = kf
+                    if self.pfa and self.waiting and k_elig < k:
+                        k = k_elig  # a larger-key running request becomes preemptible for admission
                     if k < 1:
                         k = 1
                 else:
@@ -395,29 +424,73 @@ class Simulator:
         rq.computed = 0
         rq.blocks = 0
         rq.wep += 1
+        rq.kep += 1
         self.waiting[rq.seq] = rq
         if self.dynamic:
             heapq.heappush(self.nheap, (-(-rq.ntok // self.bs), rq.seq, rq.wep, rq))
-        elif self.wver == self.policy.version:
-            heapq.heappush(self.wheap, (self.policy.key(rq.preq), rq.seq, rq.wep, rq))
+        if self.track:
+            app_id = rq.preq.app_id
+            d = self.wapp.get(app_id)
+            if d is None:
+                self.wapp[app_id] = d = {}
+            d[rq.seq] = rq
+            heapq.heappush(self.wheap, (self.policy.key(rq.preq), rq.seq, rq.kep, rq))
+        elif not self.dynamic and self.wver == self.policy.version:
+            heapq.heappush(self.wheap, (self.policy.key(rq.preq), rq.seq, rq.kep, rq))
         # else: the heap is rebuilt (with this request) at the next look-up
+
+    def _unwait(self, rq: _Rq) -> None:
+        """``rq`` leaves the waiting queue (admitted)."""
+        del self.waiting[rq.seq]
+        if self.track:
+            app_id = rq.preq.app_id
+            d = self.wapp[app_id]
+            del d[rq.seq]
+            if not d:
+                del self.wapp[app_id]
 
     def _rebuild(self) -> None:
         key = self.policy.key
-        self.wheap = [(key(r.preq), r.seq, r.wep, r) for r in self.waiting.values()]
+        self.wheap = [(key(r.preq), r.seq, r.kep, r) for r in self.waiting.values()]
         heapq.heapify(self.wheap)
+        self.wver = self.policy.version
+
+    def _rekey(self) -> None:
+        """Tracking policies: push fresh entries for the waiting requests of the applications whose keys
+        changed since the last look-up (their older entries die: key epoch); all of them if the policy
+        cannot tell (``None``) or when stale entries outnumber live ones (compaction). Requests of other
+        applications keep entries whose keys are still exact, so the heap's minimum is the same as after
+        a full re-key (keys are total orders: they end in the unique sequence number)."""
+        changed = self.policy.changed_apps()
+        if changed is None or len(self.wheap) > 2 * len(self.waiting) + 64:
+            self._rebuild()
+            return
+        key = self.policy.key
+        h = self.wheap
+        wapp = self.wapp
+        push = heapq.heappush
+        for app_id in changed:
+            d = wapp.get(app_id)
+            if d:
+                for r in d.values():
+                    r.kep += 1
+                    push(h, (key(r.preq), r.seq, r.kep, r))
         self.wver = self.policy.version
 
     def _head(self, fresh: bool = False) -> _Rq | None:
         """The waiting request with the smallest key (keys re-read when the policy says they changed,
-        or always for dynamic-key policies unless ``fresh``: no policy event since the last look-up)."""
-        if (self.dynamic and not fresh) or self.wver != self.policy.version:
+        or always for dynamic-key policies unless ``fresh``: no policy event since the last look-up;
+        policies that report :meth:`Policy.changed_apps` get only those applications re-keyed)."""
+        if self.track:
+            if self.wver != self.policy.version:
+                self._rekey()
+        elif (self.dynamic and not fresh) or self.wver != self.policy.version:
             self._rebuild()
         h = self.wheap
         while h:
             e = h[0]
             r = e[3]
-            if r.state == _WAITING and r.wep == e[2]:
+            if r.state == _WAITING and r.kep == e[2]:
                 return r
             heapq.heappop(h)
         return None
@@ -541,6 +614,15 @@ class Simulator:
     def _victim(self) -> _Rq:
         """The running request with the largest policy key (the policy's preemption choice). Keys of
         running requests are cached while the policy's version says they are unchanged."""
+        running = self._running()
+        best = max(running, key=_by_key)
+        if self.trace:
+            others = [r.key for r in running if r is not best]
+            self.preemption_log.append((self.now, best.preq.req_id, best.key, max(others) if others else None))
+        return best
+
+    def _running(self) -> list[_Rq]:
+        """The running requests, with ``key`` = (policy key, seq) up to date."""
         running = list(self.dec.values())
         if self.pf is not None:
             running.append(self.pf)
@@ -549,11 +631,48 @@ class Simulator:
             for r in running:
                 r.key = (key(r.preq), r.seq)
             self.rver = self.policy.version
-        best = max(running, key=_by_key)
-        if self.trace:
-            others = [r.key for r in running if r is not best]
-            self.preemption_log.append((self.now, best.preq.req_id, best.key, max(others) if others else None))
-        return best
+        return running
+
+    def _pfa_plan(self, head: _Rq, free: int, budget: int, G: int, pf_x: int) -> tuple[list[_Rq] | None, int]:
+        """Preemption for admission (``EngineConfig.preempt_for_admission``): the running requests to
+        preempt so that ``head`` (the waiting request with the smallest key; its heap entry is on top)
+        fits, or ``None`` if the eligible ones with a strictly larger key cannot free enough. Called at
+        admission time of iteration ``G`` (every decoder already holds this iteration's block; the
+        prefilling request, if any, holds its chunk of ``pf_x`` tokens). Victims: running requests with
+        ``key > head's key`` admitted at least ``admission_preempt_min_iters`` iterations ago, largest key
+        first. Also returns, when no plan exists, in how many iterations the next larger-key running
+        request becomes eligible (macro-steps stop there)."""
+        e = self.wheap[0]
+        hk = (e[0], e[1])
+        bs = self.bs
+        full_isl = self.config.reserve_full_isl
+        lim = G - self.pfa_min
+        cands = []
+        k_elig = 1 << 62
+        for r in self._running():
+            if r.key > hk:
+                if r.adm_g <= lim:
+                    cands.append(r)
+                elif r.adm_g - lim < k_elig:
+                    k_elig = r.adm_g - lim
+        if not cands:
+            return None, k_elig
+        cands.sort(key=_by_key, reverse=True)
+        acc = 0
+        give = 0
+        plan = []
+        for v in cands:
+            plan.append(v)
+            if v.state == _DECODE:
+                acc += -(-(v.base + G + 1) // bs)
+                give += 1
+            else:
+                acc += v.blocks
+                give += pf_x
+            need = -(-head.ntok // bs) if full_isl else -(-min(head.ntok, budget + give) // bs)
+            if free + acc >= need:
+                return plan, k_elig
+        return None, k_elig
 
     def _preempt(self, v: _Rq, processed: bool) -> int:
         """Preempt ``v`` (recompute): free its blocks, send it back to waiting. Returns the budget it
@@ -646,7 +765,8 @@ class Simulator:
         # admission of waiting requests (only if nothing was preempted this iteration)
         if not preempted and self.waiting:
             nrun = self.ndec + (1 if self.pf is not None else 0)
-            if budget > 0 and nrun < cfg.max_num_seqs and (not self.dynamic or self._admissible(self.free, budget, nrun)):
+            if budget > 0 and nrun < cfg.max_num_seqs and (not self.dynamic or self.pfa
+                                                            or self._admissible(self.free, budget, nrun)):
                 if self.dynamic and not flushed:
                     self._flush_all()
                 fresh = False
@@ -658,12 +778,36 @@ class Simulator:
                     x = r.ntok if r.ntok < budget else budget
                     nb = -(-x // bs)
                     if (-(-r.ntok // bs) if full_isl else nb) > self.free:
-                        break
-                    e = heapq.heappop(self.wheap)
+                        if not self.pfa:
+                            break
+                        pf_x = chunks[0][1] if pf_scheduled else 0  # pf's chunk is the first one
+                        plan, _ = self._pfa_plan(r, self.free, budget, G, pf_x)
+                        if plan is None:
+                            break
+                        e = heapq.heappop(self.wheap)  # r's entry, before victims re-enter the queue
+                        for v in plan:
+                            if self.trace:
+                                self.admission_log.append((self.now, v.preq.req_id, v.key, (e[0], e[1])))
+                            if v is pf:
+                                chunks.pop(0)
+                                budget += pf_x
+                                pf_scheduled = False
+                                self._preempt(v, False)
+                            else:
+                                budget += self._preempt(v, True)
+                            self.admission_preemptions += 1
+                            nrun -= 1
+                        x = r.ntok if r.ntok < budget else budget
+                        nb = -(-x // bs)
+                        if (-(-r.ntok // bs) if full_isl else nb) > self.free:
+                            raise RuntimeError("preemption for admission freed too few blocks (engine invariant broken)")
+                    else:
+                        e = heapq.heappop(self.wheap)
                     r.key = (e[0], e[1])
                     if self.wver != self.rver:
                         self.rver = -1  # the cached running keys are of another version: re-key at the next victim search
-                    del self.waiting[r.seq]
+                    self._unwait(r)
+                    r.adm_g = G
                     r.state = _PREFILL
                     r.run_seq = self.run_seq
                     self.run_seq += 1
@@ -825,6 +969,7 @@ class Simulator:
             "decode_advances": float(self.macro_steps),
             "detailed_steps": float(self.detailed_steps),
             "stopped_steps": float(self.stopped_steps),
+            "admission_preemptions": float(self.admission_preemptions),
         }
         return RunResult(policy=self.policy.name, apps=recs, capacity_tokens=float(cfg.kv_capacity),
                          iteration_s=nominal_iteration_s(cfg), makespan_s=self.now, prompt_tokens=prompt,

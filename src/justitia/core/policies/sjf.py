@@ -8,7 +8,8 @@ estimate minus the KV service it has received so far,
 
 and requests are served in ascending ``R`` (then application arrival and order, request arrival,
 sequence): ``key(r) = (R_app(r), a_app, n_app, a_r, seq_r)``. The running request of the application
-with the most remaining work is preempted first. ``R`` falls as service accrues, so keys are dynamic.
+with the most remaining work is preempted first. ``R`` falls as service accrues, so keys are dynamic; a key depends
+only on its application's ``R``, so :meth:`changed_apps` names the applications served since the last call.
 Unlike Justitia there is no virtual time: a stream of small applications can starve a big one.
 """
 
@@ -17,10 +18,10 @@ from __future__ import annotations
 import math
 from typing import ClassVar
 
-from justitia.core.policy import AppInfo, Estimator, Key, Policy, Req
+from justitia.core.policy import AppInfo, Estimator, Key, Policy, Req, TracksChangedApps
 
 
-class SJF(Policy):
+class SJF(TracksChangedApps, Policy):
     """Shortest remaining (estimated) application cost first (SJF eq. 1)."""
 
     name = "sjf"
@@ -32,6 +33,7 @@ class SJF(Policy):
         self.remaining: dict[str, float] = {}
         self._order: dict[str, int] = {}
         self._next = 0
+        self._init_changes()  # changed_apps(): the apps whose remaining cost moved
 
     def app_arrived(self, app: AppInfo, now: float) -> None:
         est = self.estimate(app)
@@ -41,6 +43,7 @@ class SJF(Policy):
         self.remaining[app.app_id] = max(est, 0.0)  # a regression may dip below 0
         self._order[app.app_id] = self._next
         self._next += 1
+        self._mark(app.app_id)
 
     def served(self, req: Req, prefill_tokens: int, decode_tokens: int, held_token_iters: float, now: float) -> None:
         r = self.remaining.get(req.app_id)
@@ -48,6 +51,7 @@ class SJF(Policy):
             return
         self.remaining[req.app_id] = max(0.0, r - held_token_iters)
         self.version += 1
+        self._mark(req.app_id)
 
     def app_finished(self, app_id: str, now: float) -> None:
         self.remaining.pop(app_id, None)

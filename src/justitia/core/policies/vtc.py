@@ -24,7 +24,8 @@ engine" (waiting or running); the policy does not see which of its requests are 
 
 Recompute after preemption is not charged: per request, at most ``prompt_tokens`` prefill tokens
 are counted (when the engine reports the prompt length), so being preempted does not cost a client.
-Counters change as service accrues, so keys are dynamic; :attr:`version` increments on every change.
+Counters change as service accrues, so keys are dynamic; :attr:`version` increments on every change
+and :meth:`changed_apps` names the applications whose counter moved (a key depends on its app's only).
 Per-application state lives from ``app_arrived`` to ``app_finished``; per-request state until
 ``request_finished``.
 """
@@ -34,10 +35,10 @@ from __future__ import annotations
 import math
 from typing import ClassVar
 
-from justitia.core.policy import AppInfo, Estimator, Key, Policy, Req
+from justitia.core.policy import AppInfo, Estimator, Key, Policy, Req, TracksChangedApps
 
 
-class VTC(Policy):
+class VTC(TracksChangedApps, Policy):
     """Least weighted tokens served first, per application (VTC eqs. 1–2)."""
 
     name = "vtc"
@@ -62,11 +63,13 @@ class VTC(Policy):
         # application is *active* iff this is non-empty.
         self.live: dict[str, dict[str, int]] = {}
         self.lifts = 0
+        self._init_changes()  # changed_apps(): the apps whose counter moved
 
     def app_arrived(self, app: AppInfo, now: float) -> None:
         super().app_arrived(app, now)
         self.counter.setdefault(app.app_id, 0.0)
         self.live.setdefault(app.app_id, {})
+        self._mark(app.app_id)
 
     def request_arrived(self, req: Req, now: float) -> None:
         app_id = self._known(req)
@@ -79,6 +82,7 @@ class VTC(Policy):
                     self.counter[app_id] = lifted
                     self.lifts += 1
                     self.version += 1
+                    self._mark(app_id)
         reqs[req.req_id] = 0
 
     def served(self, req: Req, prefill_tokens: int, decode_tokens: int, held_token_iters: float, now: float) -> None:
@@ -95,6 +99,7 @@ class VTC(Policy):
         if delta:
             self.counter[req.app_id] += delta  # VTC eq. 1
             self.version += 1
+            self._mark(req.app_id)
 
     def request_finished(self, req: Req, now: float) -> None:
         reqs = self.live.get(req.app_id)
