@@ -126,8 +126,11 @@ def run_comparison(
     reference: str = "measured",
     progress: bool = True,
     console: Any = None,
+    preempt_for_admission: bool = False,
 ) -> Comparison:
-    """Simulate ``apps`` under each policy and evaluate every run against one fair-sharing reference."""
+    """Simulate ``apps`` under each policy and evaluate every run against one fair-sharing reference.
+    ``preempt_for_admission`` switches the engine's mode for the policies' runs; the calibration (the
+    reference's rate) always runs vLLM's default engine, so both modes share one reference."""
     from justitia.apps.arrivals import offered_load
     from justitia.sim import engine as sim
 
@@ -135,6 +138,7 @@ def run_comparison(
         raise ValueError(f"unknown reference {reference!r}; choose one of: {', '.join(REFERENCES)}")
     validate_policies(policies, estimator)
     config = engine_config(gpu)
+    run_config = config.replace(preempt_for_admission=True) if preempt_for_admission else config
     cap, nominal = reference_rate(config)
     apps = list(apps)
     spread = len(apps) > 1 and len({a.arrival_s for a in apps}) > 1
@@ -151,7 +155,7 @@ def run_comparison(
 
     def one(name: str, cb: Callable[..., None] | None) -> None:
         policy = build_policy(name, cap, comp.iteration_s, estimator)
-        result = sim.simulate(apps, policy, config, progress=cb)
+        result = sim.simulate(apps, policy, run_config, progress=cb)
         result.policy = getattr(policy, "name", name)
         comp.results.append(result)
         comp.metrics.append(evaluate(result, apps, iteration_s=comp.iteration_s, capacity_tokens=cap,
@@ -268,7 +272,8 @@ def main_from_args(args: argparse.Namespace) -> int:
     console.print(f"[bold]{name}[/bold]: {len(apps)} applications, {calls} calls, seed {args.seed}, "
                   f"GPU {args.gpu}, estimator {args.estimator}")
     comp = run_comparison(apps, policies, workload=name, gpu=args.gpu, estimator=args.estimator,
-                          reference=args.reference, console=console)
+                          reference=args.reference, console=console,
+                          preempt_for_admission=bool(getattr(args, "preempt_for_admission", False)))
     console.print(
         f"KV capacity M = {comp.capacity_tokens:,.0f} tokens; iteration: nominal {comp.nominal_iteration_s * 1e3:.1f} ms, "
         f"reference ({comp.reference}) {comp.iteration_s * 1e3:.1f} ms, saturated {comp.path_iteration_s * 1e3:.1f} ms; offered load {comp.offered_load:.2f} "

@@ -46,6 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--reference", default="measured", choices=("measured", "nominal"),
                    help="service rate of the fair-sharing reference and the policies' clocks: the engine's "
                         "measured saturated rate, or M / nominal decode iteration")
+    p.add_argument("--preempt-for-admission", action="store_true",
+                   help="engine preempts larger-key running requests to admit the smallest-key waiting one "
+                        "(EngineConfig.preempt_for_admission; default: vLLM 0.32's behaviour, never)")
     p.add_argument("--no-plots", action="store_true", help="skip act_cdf.png / slowdown.png")
     p.set_defaults(func=_handler)
 
