@@ -194,6 +194,7 @@ def _entry_key(e: tuple[Key, int, Any]) -> tuple[Key, int]:
 
 
 _cached_key = operator.attrgetter("justitia_key")
+_UNTRACKED = 9  # tier above SafePolicy's healthy (0) and fallback (1) keys
 
 
 # ---------------------------------------------------------------------- per-app bookkeeping
@@ -287,7 +288,9 @@ class JustitiaSchedulerMixin:
     def _key_of(self, request: Request) -> Key:
         """Fresh policy key of ``request``; also cached on it as ``request.justitia_key`` (valid
         until ``policy.version`` changes, see :meth:`_sort_running`)."""
-        k = self.justitia_policy.key(self._reqs[request.request_id])
+        req = self._reqs.get(request.request_id)
+        # a request the plugin does not track (should not happen) sorts last instead of raising
+        k = self.justitia_policy.key(req) if req is not None else (_UNTRACKED, request.arrival_time)
         request.justitia_key = k  # type: ignore[attr-defined]
         return k
 
