@@ -32,6 +32,7 @@ Per-application state lives from ``app_arrived`` to ``app_finished``; per-reques
 
 from __future__ import annotations
 
+import heapq
 import math
 from typing import ClassVar
 
@@ -64,6 +65,9 @@ class VTC(TracksChangedApps, Policy):
         self.live: dict[str, dict[str, int]] = {}
         self.lifts = 0
         self._init_changes()  # changed_apps(): the apps whose counter moved
+        # (counter, app_id) of active apps, lazily stale: counters only grow, so a stale entry is <= the
+        # truth and the smallest *fresh* entry is the smallest counter of the active apps (VTC eq. 2)
+        self._mins: list[tuple[float, str]] = []
 
     def app_arrived(self, app: AppInfo, now: float) -> None:
         super().app_arrived(app, now)
@@ -75,15 +79,33 @@ class VTC(TracksChangedApps, Policy):
         app_id = self._known(req)
         reqs = self.live[app_id]
         if not reqs:  # (re)becomes active: VTC eq. 2
-            others = [self.counter[a] for a, r in self.live.items() if r and a != app_id]
-            if others:
-                lifted = max(self.counter[app_id], min(others))
+            low = self._min_active()
+            if low is not None:
+                lifted = max(self.counter[app_id], low)
                 if lifted != self.counter[app_id]:
                     self.counter[app_id] = lifted
                     self.lifts += 1
                     self.version += 1
                     self._mark(app_id)
+        if not reqs:
+            heapq.heappush(self._mins, (self.counter[app_id], app_id))
         reqs[req.req_id] = 0
+
+    def _min_active(self) -> float | None:
+        """Smallest counter among active applications (amortized O(log n): stale entries are refreshed
+        or dropped as they surface)."""
+        h = self._mins
+        while h:
+            c, a = h[0]
+            reqs = self.live.get(a)
+            if not reqs:
+                heapq.heappop(h)  # inactive or gone (pushed again when it becomes active)
+                continue
+            cur = self.counter[a]
+            if c == cur:
+                return c
+            heapq.heapreplace(h, (cur, a))
+        return None
 
     def served(self, req: Req, prefill_tokens: int, decode_tokens: int, held_token_iters: float, now: float) -> None:
         reqs = self.live.get(req.app_id)
@@ -109,6 +131,8 @@ class VTC(TracksChangedApps, Policy):
     def app_finished(self, app_id: str, now: float) -> None:
         self.counter.pop(app_id, None)
         self.live.pop(app_id, None)
+        if not self.live:
+            self._mins.clear()
         super().app_finished(app_id, now)
 
     def key(self, req: Req) -> Key:
