@@ -237,3 +237,30 @@ def test_trace_file_records_app_ids(model_dir: Path, monkeypatch: pytest.MonkeyP
     assert kinds == ["start", "app_arrived", "request_arrived", "request_finished", "app_finished", "shutdown"]
     assert events[1]["app_id"] == "T" and events[3]["status"] == "FINISHED_LENGTH_CAPPED"
     assert events[-1]["stats"]["active_apps"] == 0
+
+
+def test_predictor_features_come_from_xargs(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """first_stage_calls / hint_stages / hint_calls reach AppInfo.features under the predictor's keys."""
+    from justitia.predict.features import FEATURE_NAMES, feature_vector
+
+    s = build(model_dir, monkeypatch, idle=1e9)
+    s.add_request(make_request("f0", prompt_len=40, app_id="F", app_type="mapreduce",
+                               first_stage_calls=8, hint_stages=3, hint_calls=10))
+    s.add_request(make_request("g0", prompt_len=24, app_id="G"))  # none given: defaults
+    s.add_request(make_request("h0", app_id="H", first_stage_calls=-1, hint_stages=2.5, hint_calls=True))
+    apps = s.justitia_policy.apps
+    f = apps["F"].features
+    assert f["first_stage_calls"] == 8 and f["hint_stages"] == 3 and f["hint_calls"] == 10
+    assert f["prompt_tokens_total"] == 8 * 40 and f["prompt_tokens_max"] == 40
+    assert "first_calls" not in f
+    g = apps["G"].features
+    assert g["first_stage_calls"] == 1 and g["prompt_tokens_total"] == 24
+    assert "hint_stages" not in g and "hint_calls" not in g
+    h = apps["H"].features  # invalid values are dropped (with a warning), the defaults stay
+    assert h["first_stage_calls"] == 1 and "hint_stages" not in h and "hint_calls" not in h
+    names = list(FEATURE_NAMES)
+    v = feature_vector(apps["F"])
+    assert v[names.index("has_hint_stages")] == 1.0 and v[names.index("has_hint_calls")] == 1.0
+    assert feature_vector(apps["G"])[names.index("has_hint_calls")] == 0.0
+    run_until_idle(s)
+    assert s.justitia_stats()["tracked_requests"] == 0

@@ -20,6 +20,8 @@ Rules (:func:`check_payload`; the plugin reads the same fields, issue 3 §2):
 ``vllm_xargs.weight``     a number (not bool), finite, ``1e-6 ≤ w ≤ 1e6`` (so ``C / w`` stays finite)
 ``vllm_xargs.app_cost_hint``  a number (not bool), finite, ``0 ≤ c ≤ 1e18`` token·iterations
 ``vllm_xargs.app_done``   a JSON boolean
+``vllm_xargs.first_stage_calls``, ``hint_stages``, ``hint_calls``  demand-predictor features
+                          (``justitia.predict.features``): integers (not bool), ``0 ≤ n ≤ 1e9``
 other ``vllm_xargs`` keys close to ours (typos: ``wieght``, ``appid``, ``done``) → "did you mean"
 top-level ``app_id`` …    refused: they belong inside ``vllm_xargs`` (``extra_body`` mistake)
 ========================  =====================================================================
@@ -45,8 +47,11 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-FIELDS: tuple[str, ...] = ("app_id", "app_type", "weight", "app_cost_hint", "app_done")
+COUNT_FIELDS: tuple[str, ...] = ("first_stage_calls", "hint_stages", "hint_calls")
+"""Optional non-negative integer features for the demand predictor (``justitia.predict.features``)."""
+FIELDS: tuple[str, ...] = ("app_id", "app_type", "weight", "app_cost_hint", "app_done", *COUNT_FIELDS)
 """The ``vllm_xargs`` fields Justitia reads."""
+MAX_COUNT = 10**9
 MAX_ID_LEN = 128
 WEIGHT_RANGE = (1e-6, 1e6)
 MAX_COST_HINT = 1e18
@@ -112,6 +117,15 @@ def _check_number(name: str, v: Any, lo: float, hi: float, lo_open: bool) -> Bad
     return None
 
 
+def _check_count(name: str, v: Any) -> BadInput | None:
+    f = f"vllm_xargs.{name}"
+    if isinstance(v, bool) or not isinstance(v, int):
+        return BadInput(f, f"{f} must be an integer, got {type(v).__name__} {_short(v)}")
+    if not 0 <= v <= MAX_COUNT:
+        return BadInput(f, f"{f} must be between 0 and {MAX_COUNT}, got {_short(v)}")
+    return None
+
+
 def _norm(k: str) -> str:
     return "".join(c for c in k.lower() if c.isalnum())
 
@@ -144,6 +158,9 @@ def check_xargs(xargs: Any) -> BadInput | None:
     if "app_done" in xargs and not isinstance(xargs["app_done"], bool):
         v = xargs["app_done"]
         return BadInput("vllm_xargs.app_done", f"vllm_xargs.app_done must be true or false, got {type(v).__name__} {_short(v)}")
+    for name in COUNT_FIELDS:
+        if name in xargs and (bad := _check_count(name, xargs[name])):
+            return bad
     for key in xargs:
         if key in FIELDS or not isinstance(key, str):
             continue

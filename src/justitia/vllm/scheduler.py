@@ -21,7 +21,9 @@ Configuration (environment of the EngineCore process):
 
 Per-request metadata comes from the request body's ``vllm_xargs`` (vLLM puts it in
 ``request.sampling_params.extra_args``): ``app_id`` (string), optional ``app_type`` (string),
-``weight`` (> 0), ``app_cost_hint`` (token·iterations, cost eq. 2) and ``app_done`` (bool). Fields
+``weight`` (> 0), ``app_cost_hint`` (token·iterations, cost eq. 2), ``app_done`` (bool) and the
+demand predictor's optional features ``first_stage_calls`` (default 1), ``hint_stages``, ``hint_calls``
+(integers >= 0, copied into ``AppInfo.features``; :mod:`justitia.predict.features`). Fields
 that are invalid are ignored with a warning naming them (the HTTP edge already refuses them with a
 400 when the server runs :class:`justitia.vllm.middleware.ValidateXargs`); the engine never dies on
 bad input, and the policy is wrapped in :class:`~justitia.core.safe.SafePolicy`.
@@ -194,6 +196,9 @@ def _entry_key(e: tuple[Key, int, Any]) -> tuple[Key, int]:
 
 
 _cached_key = operator.attrgetter("justitia_key")
+COUNT_FEATURES: tuple[str, ...] = ("first_stage_calls", "hint_stages", "hint_calls")
+"""Optional ``vllm_xargs`` integers passed to ``AppInfo.features`` (the demand predictor's inputs)."""
+MAX_COUNT_FEATURE = 10**9  # the HTTP edge (justitia.vllm.middleware) refuses larger ones too
 _UNTRACKED = 9  # tier above SafePolicy's healthy (0) and fallback (1) keys
 
 
@@ -352,6 +357,13 @@ class JustitiaSchedulerMixin:
                 out["cost_hint"] = float(c)
             else:
                 bad("app_cost_hint", "must be a finite number >= 0")
+        for name in COUNT_FEATURES:
+            if name in xa:
+                n = xa[name]
+                if isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= MAX_COUNT_FEATURE:
+                    out[name] = n
+                else:
+                    bad(name, f"must be an integer between 0 and {MAX_COUNT_FEATURE}")
         if "app_done" in xa:
             # vLLM's request model types vllm_xargs values as str | int | float, so a JSON `true`
             # reaches the engine as 1: accept booleans, 0/1 and "true"/"false"
@@ -363,6 +375,21 @@ class JustitiaSchedulerMixin:
             else:
                 bad("app_done", "must be true or false")
         return app_id, out
+
+    @staticmethod
+    def _features(fields: dict[str, Any], prompt: int, own: bool) -> dict[str, Any]:
+        """``AppInfo.features`` of a new application (keys of :mod:`justitia.predict.features`):
+        the client's optional ``first_stage_calls`` (default 1), ``hint_stages``, ``hint_calls``, and
+        the first stage's prompt tokens. Only the first request is seen when the application arrives,
+        so ``prompt_tokens_total`` = its prompt × ``first_stage_calls`` (its siblings are assumed
+        alike) and ``prompt_tokens_max`` = its prompt."""
+        feats: dict[str, Any] = {"first_stage_calls": 1, "own": own}
+        for name in COUNT_FEATURES:
+            if name in fields:
+                feats[name] = fields[name]
+        feats["prompt_tokens_total"] = prompt * max(int(feats["first_stage_calls"]), 1)
+        feats["prompt_tokens_max"] = prompt
+        return feats
 
     # ------------------------------------------------------------------ counters (tests, no-leak checks)
     def justitia_stats(self) -> dict[str, int]:
@@ -421,7 +448,7 @@ class JustitiaSchedulerMixin:
                 weight=fields.get("weight", 1.0),
                 app_type=fields.get("app_type", "unknown"),
                 cost_hint=fields.get("cost_hint"),
-                features={"prompt_tokens_total": prompt, "first_calls": 1, "own": own},
+                features=self._features(fields, prompt, own),
             )
             app = self._apps[app_id] = _App(info)
             self.apps_seen += 1
