@@ -39,7 +39,7 @@ from justitia.sim.config import EngineConfig, preset
 from justitia.sim.engine import Simulator, make_simulation_policy
 
 POLICIES = ["fcfs", "app_fcfs", "vtc", "sjf", "plas", "atlas", "justitia"]
-NO_STARVATION = ["fcfs", "app_fcfs", "vtc", "plas", "atlas", "justitia"]  # sjf does not claim it
+NO_STARVATION = ["fcfs", "app_fcfs", "plas", "atlas", "justitia"]  # sjf and vtc do not (see the contrast test)
 
 # A small engine where memory is scarce: 64 blocks of 16 tokens, 16 sequences, 256-token chunks.
 CFG = preset("h100-llama2-7b", capacity_tokens=1024, max_num_seqs=16, max_num_batched_tokens=256,
@@ -252,13 +252,12 @@ def large_finish(name: str, apps: list[AppSpec]) -> float:
     return next(a.completion_s for a in res.apps if a.app_id == "large")
 
 
-VTC_STARVES = pytest.mark.xfail(reason=(
-    "measured: VTC lifts each new app to the smallest counter of the active apps, so a stream of new "
-    "small apps always has counters <= the large app's; the large one runs only when no small one waits "
-    "(VTC bounds service gaps between backlogged clients, which short-lived apps never are)"), strict=False)
+# VTC (measured): each new application is lifted to the smallest counter of the active ones, so a stream
+# of new small applications always has counters <= the large application's; the large one runs only when
+# no small one waits. VTC bounds service gaps between *backlogged* clients, which short-lived apps never are.
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=VTC_STARVES) if n == "vtc" else n for n in NO_STARVATION])
+@pytest.mark.parametrize("name", NO_STARVATION)
 def test_a_large_app_is_not_starved_by_an_endless_stream(name: str) -> None:
     # The same policy on a stream twice as long: the large app's finish does not move with the
     # stream's length (it is served while the stream still runs), so no stream length starves it.
@@ -269,7 +268,7 @@ def test_a_large_app_is_not_starved_by_an_endless_stream(name: str) -> None:
 
 @pytest.mark.parametrize("name", ["sjf", "vtc"])
 def test_sjf_and_vtc_starve_the_large_app_documented_contrast(name: str) -> None:
-    # SJF (smallest remaining cost first) and VTC (see VTC_STARVES) serve the large app only once the
+    # SJF (smallest remaining cost first) and VTC (see the note above) serve the large app only once the
     # stream ends, later and later as the stream grows.
     short, long = large_finish(name, stream(24.0)), large_finish(name, stream(48.0))
     assert short > 24.0 and long > 48.0, (short, long)
