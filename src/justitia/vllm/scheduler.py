@@ -273,6 +273,10 @@ class JustitiaSchedulerMixin:
         self._trace_lock = threading.Lock()
         trace = os.environ.get("JUSTITIA_TRACE_FILE")
         self._trace = open(trace, "a", buffering=1, encoding="utf-8") if trace else None  # noqa: SIM115
+        self._prof: dict[str, float] | None = None if self._trace is None else dict.fromkeys(
+            ("steps", "tokens", "reqs", "new_reqs", "plugin_s", "sched_s", "exec_s", "update_s", "loop_s"), 0.0)
+        self._prof_sched_end: float | None = None
+        self._prof_last_end: float | None = None
         self.waiting = PolicyRequestQueue(self)
         self.kv_holding_waiting = PolicyRequestQueue(self)
         self._emit("start", policy=self.justitia_policy.describe(), capacity_tokens=self.capacity_tokens,
@@ -498,7 +502,12 @@ class JustitiaSchedulerMixin:
         t = time.monotonic()
         self._step_started = t
         self._before_schedule(t - self._t0)
-        return super().schedule(*args, **kwargs)  # type: ignore[misc]
+        if self._prof is None:
+            return super().schedule(*args, **kwargs)  # type: ignore[misc]
+        t1 = time.monotonic()
+        out = super().schedule(*args, **kwargs)  # type: ignore[misc]
+        self._prof_step(t, t1, out)
+        return out
 
     def _before_schedule(self, now: float) -> None:
         """Everything the plugin does before vLLM's own ``schedule()``: end idle applications,
@@ -520,12 +529,20 @@ class JustitiaSchedulerMixin:
 
     def _preempt_request(self, request: Request, *args: Any, **kwargs: Any) -> Any:
         self._metrics.preempted()
+        if self._trace is not None:
+            req = self._reqs.get(request.request_id)
+            self._emit("preempted", req_id=request.request_id, app_id=req.app_id if req else None,
+                       computed_tokens=request.num_computed_tokens, output_tokens=len(request.output_token_ids),
+                       key=getattr(request, "justitia_key", None))
         return super()._preempt_request(request, *args, **kwargs)  # type: ignore[misc]
 
     def update_from_output(self, scheduler_output: SchedulerOutput, model_runner_output: ModelRunnerOutput) -> Any:
-        now = self._now()
+        t = time.monotonic()
+        now = t - self._t0
         self._account(scheduler_output, model_runner_output, now)
         out = super().update_from_output(scheduler_output, model_runner_output)  # type: ignore[misc]
+        if self._prof is not None:
+            self._prof_update(t, scheduler_output)
         if self._step_started is not None and scheduler_output.total_num_scheduled_tokens > 0:
             self._observe_iteration(time.monotonic() - self._step_started)
             self._step_started = None
@@ -533,6 +550,38 @@ class JustitiaSchedulerMixin:
         if not self.has_requests():  # going idle: write the series now (flushes are rate-limited)
             self._sync_metrics(force=True)
         return out
+
+    # ------------------------------------------------------------------ step profile (trace only)
+    def _prof_step(self, t0: float, t1: float, so: SchedulerOutput) -> None:
+        """Step-time decomposition written to the trace (``profile`` events): ``plugin_s`` (our
+        work before vLLM's schedule), ``sched_s`` (vLLM's schedule), ``exec_s`` (schedule end to
+        update_from_output: the model run), ``update_s`` (update_from_output incl. our accounting),
+        ``loop_s`` (update end to the next schedule: the engine loop / output path)."""
+        p = self._prof
+        assert p is not None
+        t2 = time.monotonic()
+        if self._prof_last_end is not None:
+            p["loop_s"] += t0 - self._prof_last_end
+        p["plugin_s"] += t1 - t0
+        p["sched_s"] += t2 - t1
+        self._prof_sched_end = t2
+        if so.total_num_scheduled_tokens:
+            p["steps"] += 1
+            p["tokens"] += so.total_num_scheduled_tokens
+            p["reqs"] += len(so.num_scheduled_tokens)
+            p["new_reqs"] += len(so.scheduled_new_reqs)
+
+    def _prof_update(self, t_start: float, so: SchedulerOutput) -> None:
+        p = self._prof
+        assert p is not None
+        end = time.monotonic()
+        if self._prof_sched_end is not None:
+            p["exec_s"] += t_start - self._prof_sched_end
+            self._prof_sched_end = None
+        p["update_s"] += end - t_start
+        self._prof_last_end = end if self.has_requests() else None
+        if p["steps"] and p["steps"] % 100 == 0 and so.total_num_scheduled_tokens:
+            self._emit("profile", **{k: round(v, 6) for k, v in p.items()})
 
     # ------------------------------------------------------------------ service and capacity
     def _account(self, so: SchedulerOutput, mro: ModelRunnerOutput, now: float) -> None:
@@ -581,7 +630,7 @@ class JustitiaSchedulerMixin:
             super().shutdown()  # type: ignore[misc]
         finally:
             if self._trace is not None:
-                self._emit("shutdown", stats=self.justitia_stats())
+                self._emit("shutdown", stats=self.justitia_stats(), profile=self._prof)
                 self._trace.close()
                 self._trace = None
 
