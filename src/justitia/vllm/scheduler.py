@@ -274,7 +274,9 @@ class JustitiaSchedulerMixin:
         trace = os.environ.get("JUSTITIA_TRACE_FILE")
         self._trace = open(trace, "a", buffering=1, encoding="utf-8") if trace else None  # noqa: SIM115
         self._prof: dict[str, float] | None = None if self._trace is None else dict.fromkeys(
-            ("steps", "tokens", "reqs", "new_reqs", "plugin_s", "sched_s", "exec_s", "update_s", "loop_s"), 0.0)
+            ("steps", "tokens", "reqs", "new_reqs", "plugin_s", "sched_s", "exec_s", "update_s", "loop_s",
+             "random_steps", "random_reqs", "random_exec_s"), 0.0)
+        self._prof_random = 0  # requests sampling at temperature > 0 in the step in flight
         self._prof_sched_end: float | None = None
         self._prof_last_end: float | None = None
         self.waiting = PolicyRequestQueue(self)
@@ -556,7 +558,8 @@ class JustitiaSchedulerMixin:
         """Step-time decomposition written to the trace (``profile`` events): ``plugin_s`` (our
         work before vLLM's schedule), ``sched_s`` (vLLM's schedule), ``exec_s`` (schedule end to
         update_from_output: the model run), ``update_s`` (update_from_output incl. our accounting),
-        ``loop_s`` (update end to the next schedule: the engine loop / output path)."""
+        ``loop_s`` (update end to the next schedule: the engine loop / output path); ``random_*``:
+        steps with a request sampling at temperature > 0 (vLLM's random-sampling path)."""
         p = self._prof
         assert p is not None
         t2 = time.monotonic()
@@ -570,6 +573,17 @@ class JustitiaSchedulerMixin:
             p["tokens"] += so.total_num_scheduled_tokens
             p["reqs"] += len(so.num_scheduled_tokens)
             p["new_reqs"] += len(so.scheduled_new_reqs)
+            requests = self.requests
+            rnd = 0
+            for rid in so.num_scheduled_tokens:
+                r = requests.get(rid)
+                sp = r.sampling_params if r is not None else None
+                if sp is not None and sp.temperature > 0:
+                    rnd += 1
+            self._prof_random = rnd
+            if rnd:
+                p["random_steps"] += 1
+                p["random_reqs"] += rnd
 
     def _prof_update(self, t_start: float, so: SchedulerOutput) -> None:
         p = self._prof
@@ -577,6 +591,8 @@ class JustitiaSchedulerMixin:
         end = time.monotonic()
         if self._prof_sched_end is not None:
             p["exec_s"] += t_start - self._prof_sched_end
+            if self._prof_random:
+                p["random_exec_s"] += t_start - self._prof_sched_end
             self._prof_sched_end = None
         p["update_s"] += end - t_start
         self._prof_last_end = end if self.has_requests() else None
