@@ -1,18 +1,9 @@
-"""Shared fixtures for the workload tests: real traces from ../shared/data (skip if the folder is absent)."""
+"""Shared fixtures for the workload tests: real traces from ../shared/data."""
 
 from __future__ import annotations
 
 import pytest
 
-from justitia.paths import shared_data_dir
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _shared_data() -> None:
-    try:
-        shared_data_dir()
-    except FileNotFoundError as e:  # pragma: no cover - the data folder is part of the environment
-        pytest.skip(str(e))
 
 
 @pytest.fixture(scope="session")

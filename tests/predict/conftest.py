@@ -7,15 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from justitia.paths import shared_data_dir
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _shared_data() -> None:
-    try:
-        shared_data_dir()
-    except FileNotFoundError as e:  # pragma: no cover - the data folder is part of the environment
-        pytest.skip(str(e))
 
 
 @pytest.fixture(scope="session")
