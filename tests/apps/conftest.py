@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 
-
 @pytest.fixture(scope="session")
 def paper_mix_20k():
     """20,000 paper-mix applications (seed 6), generated once for the statistical tests."""
