@@ -264,3 +264,28 @@ def test_predictor_features_come_from_xargs(model_dir: Path, monkeypatch: pytest
     assert feature_vector(apps["G"])[names.index("has_hint_calls")] == 0.0
     run_until_idle(s)
     assert s.justitia_stats()["tracked_requests"] == 0
+
+
+def test_trace_records_preemption_victim_and_step_profile(model_dir: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          tmp_path: Path) -> None:
+    """The trace names each victim (largest key) with the tokens it loses, and the shutdown line
+    carries the step-time profile whose counts match the steps run."""
+    import json
+
+    trace = tmp_path / "trace.jsonl"
+    build(model_dir, monkeypatch, "justitia")  # sets the environment
+    monkeypatch.setenv("JUSTITIA_TRACE_FILE", str(trace))
+    s = create_scheduler(model_dir, JustitiaScheduler, num_blocks=5, block_size=16)
+    s.add_request(make_request("b0", prompt_len=24, max_tokens=20, app_id="B", app_cost_hint=1e6))
+    s.add_request(make_request("a0", prompt_len=24, max_tokens=20, app_id="A", app_cost_hint=10))
+    run_until_idle(s)
+    s.shutdown()
+    events = [json.loads(line) for line in trace.read_text().splitlines()]
+    pre = [e for e in events if e["event"] == "preempted"]
+    assert pre and pre[0]["req_id"] == "b0" and pre[0]["app_id"] == "B"
+    assert pre[0]["computed_tokens"] >= 24  # its prompt was computed, and is lost
+    prof = events[-1]["profile"]
+    assert 20 <= prof["steps"] <= s.steps  # one token per request per step: >= 20 steps for 20 tokens
+    assert prof["reqs"] >= prof["steps"] and prof["tokens"] >= 2 * 24 + 2 * 20 - 2
+    assert prof["random_steps"] == prof["steps"]  # make_request keeps vLLM's default temperature 1.0
+    assert prof["exec_s"] >= 0 and prof["plugin_s"] >= 0
