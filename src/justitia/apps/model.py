@@ -133,6 +133,25 @@ def _int(v: Any, name: str, fail: Any, minimum: int) -> int:
     return v
 
 
+def arrival_features(spec: AppSpec, *, hints: bool = False) -> dict[str, Any]:
+    """The ``AppInfo.features`` an engine knows when ``spec`` arrives (DESIGN §6): its first stage
+    (fan-out and prompt lengths) and, with ``hints``, the declared structure (stages and calls).
+
+    One function for the simulator and the predictor's training path, so both see identical features.
+    """
+    first = spec.stages[0].calls
+    prompts = [c.prompt_tokens for c in first]
+    feats: dict[str, Any] = {
+        "first_stage_calls": len(first),
+        "prompt_tokens_total": int(sum(prompts)),
+        "prompt_tokens_max": int(max(prompts)),
+    }
+    if hints:
+        feats["hint_stages"] = len(spec.stages)
+        feats["hint_calls"] = spec.num_calls
+    return feats
+
+
 def load_jsonl(path: str | Path) -> list[AppSpec]:
     """Read a workload file; duplicate ids and malformed lines are errors naming the line."""
     path = Path(path)

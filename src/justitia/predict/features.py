@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from justitia.apps.model import AppSpec
+from justitia.apps.model import AppSpec, arrival_features
 from justitia.core.policy import AppInfo
 
 FEATURE_VERSION = 1
@@ -62,22 +62,6 @@ FEATURE_NAMES: tuple[str, ...] = (
 N_FEATURES = len(FEATURE_NAMES)
 _TYPE_INDEX = {t: i for i, t in enumerate((*KNOWN_TYPES, UNKNOWN))}
 _BASE = len(KNOWN_TYPES) + 1
-
-
-def arrival_features(spec: AppSpec, *, hints: bool = False) -> dict[str, Any]:
-    """The ``AppInfo.features`` an engine knows when ``spec`` arrives: its first stage (fan-out and
-    prompt lengths) and, with ``hints``, the declared structure (number of stages and calls)."""
-    first = spec.stages[0].calls
-    prompts = [c.prompt_tokens for c in first]
-    feats: dict[str, Any] = {
-        "first_stage_calls": len(first),
-        "prompt_tokens_total": int(sum(prompts)),
-        "prompt_tokens_max": int(max(prompts)),
-    }
-    if hints:
-        feats["hint_stages"] = len(spec.stages)
-        feats["hint_calls"] = spec.num_calls
-    return feats
 
 
 def app_info(spec: AppSpec, *, hints: bool = False, oracle: bool = True) -> AppInfo:

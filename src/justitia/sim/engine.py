@@ -60,7 +60,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from justitia.apps.model import AppSpec
+from justitia.apps.model import AppSpec, arrival_features
 from justitia.core.policy import AppInfo, Policy, Req
 from justitia.sim.config import EngineConfig, nominal_iteration_s
 from justitia.sim.kvcache import allocs_over, steps_until_full
@@ -69,24 +69,6 @@ from justitia.sim.result import AppRecord, RunResult
 # request states
 _PENDING, _WAITING, _PREFILL, _DECODE, _DONE = range(5)
 _INF = math.inf
-
-
-def arrival_features(spec: AppSpec) -> dict[str, Any]:
-    """What is known about an application when it arrives (DESIGN §6): its type and its first stage.
-
-    Keys: ``type``, ``first_stage_calls``, ``prompt_tokens_total`` / ``_mean`` / ``_max`` (first stage).
-    The number of stages and the output lengths are unknown at arrival.
-    """
-    calls = spec.stages[0].calls
-    ps = [c.prompt_tokens for c in calls]
-    tot = sum(ps)
-    return {
-        "type": spec.type,
-        "first_stage_calls": len(ps),
-        "prompt_tokens_total": tot,
-        "prompt_tokens_mean": tot / len(ps),
-        "prompt_tokens_max": max(ps),
-    }
 
 
 class _App:
