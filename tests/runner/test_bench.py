@@ -49,7 +49,8 @@ def _app(calls: list[tuple[int, float, float, int, int]], start: float, end: flo
     return a
 
 
-def _run(policy: str, acts: dict[str, float], itl: tuple[float, float], cap: float = 2048.0) -> BenchRun:
+def _run(policy: str, acts: dict[str, float], itl: tuple[float, float], cap: float = 2048.0,
+         steps: float = 0.0, busy: float = 0.0) -> BenchRun:
     outs, recs, specs = [], [], []
     for i, (name, act) in enumerate(acts.items()):
         app = _app([(0, 100.0 + i, 100.0 + i + act, 50, 10)], 100.0 + i, 100.0 + i + act)
@@ -58,7 +59,8 @@ def _run(policy: str, acts: dict[str, float], itl: tuple[float, float], cap: flo
         recs.append(AppRecord(name, "t", float(i), float(i) + act, call_cost(50, 10), num_calls=1))
         specs.append(bench.measured_spec(outs[-1], 100.0))
     res = RunResult(policy, recs, cap, 0.1, makespan_s=max(r.completion_s for r in recs), output_tokens=10 * len(recs))
-    return BenchRun(policy, res, outs, ServerStats(cap, 32, 0, itl[0], itl[1]), 100.0, specs)
+    stats = ServerStats(cap, 32, 0, itl[0], itl[1], steps=steps)
+    return BenchRun(policy, res, outs, stats, 100.0, specs, busy_s=busy)
 
 
 def test_measured_spec_has_real_stages_delays_and_tokens() -> None:
@@ -83,8 +85,47 @@ def test_one_reference_for_all_runs() -> None:
     assert metrics[1].mean_act_s < metrics[0].mean_act_s
     with pytest.raises(ValueError, match="different KV capacities"):
         evaluate_runs([a, _run("vtc", {"x": 1.0}, (1.0, 10.0), cap=4096.0)])
-    with pytest.raises(ValueError, match="no decode iterations"):
+    with pytest.raises(ValueError, match="no engine steps measured"):
         evaluate_runs([_run("fcfs", {"x": 1.0}, (0.0, 0.0))])
+
+
+def test_reference_step_time_is_busy_time_over_engine_steps() -> None:
+    # inter-token latency (here 0.3 s and 0.5 s) includes preempted waiting; the step time does not
+    a = _run("fcfs", {"x": 4.0}, (30.0, 100.0), steps=200.0, busy=20.0)
+    b = _run("justitia", {"x": 1.0}, (50.0, 100.0), steps=300.0, busy=36.0)
+    _, it_s, _ = evaluate_runs([a, b])
+    assert it_s == pytest.approx(56.0 / 500.0)
+    assert a.step_s == pytest.approx(0.1) and b.step_s == pytest.approx(0.12)
+
+
+def test_busy_time_is_the_union_of_call_intervals() -> None:
+    assert bench.busy_time([(0, 2), (1, 3), (5, 6), (5.5, 5.7), (math.nan, 9)]) == pytest.approx(4.0)
+    assert bench.busy_time([]) == 0.0
+    assert bench.busy_time([(3, 4), (0, 1)]) == pytest.approx(2.0)
+
+
+def test_a_failed_app_is_compared_under_no_policy() -> None:
+    from justitia.runner.bench_main import common_apps, restrict
+
+    a = _run("fcfs", {"x": 4.0, "y": 2.0, "z": 1.0}, (10.0, 100.0), steps=10, busy=1.0)
+    b = _run("justitia", {"x": 1.0, "z": 2.0}, (10.0, 100.0), steps=10, busy=1.0)  # y failed here
+    keep = common_apps([a, b])
+    assert keep == {"x", "z"}
+    ra, rb = restrict([a, b], keep)
+    assert sorted(x.app_id for x in ra.result.apps) == ["x", "z"]
+    assert sorted(s.app_id for s in ra.measured) == ["x", "z"]
+    assert len(a.result.apps) == 3  # the originals are untouched (calls.csv keeps every call)
+    _, _, metrics = evaluate_runs([ra, rb])
+    assert [len(m.apps) for m in metrics] == [2, 2]
+
+
+def test_engine_cores_leave_a_core_for_the_frontends() -> None:
+    from justitia.runner.bench_main import engine_cores
+
+    assert engine_cores(2, [0, 1], sequential=False) == (False, [1, 1])  # 2 engines + frontends > 2 cores
+    assert engine_cores(3, [0, 1, 2, 3], sequential=False) == (True, [1, 2, 3])
+    assert engine_cores(3, [0, 1, 2, 3], sequential=True) == (False, [3, 3, 3])
+    assert engine_cores(2, [4], sequential=False) == (False, [None, None])
 
 
 def test_call_rows_and_figures() -> None:

@@ -94,3 +94,5 @@ def test_bench_replays_a_workload_and_writes_the_report(server_url: str, tmp_pat
     b = json.loads((out / "bench.json").read_text())["policies"]["justitia"]
     assert b["capacity_tokens"] == 4096 and b["output_tokens"] == 3 * 12 + 2 * 6 + 5
     assert 0 < b["call_latency_p50_s"] <= b["call_latency_p99_s"]
+    # the reference step time: busy time over the engine's own step count (5 + 12 decode steps at least)
+    assert b["engine_steps"] >= 12 and 0 < b["step_s"] < b["busy_s"] and b["failed_apps"] == 0

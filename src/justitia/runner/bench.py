@@ -9,8 +9,14 @@ the same metrics / report / plots code serves ``justitia simulate`` and ``justit
 The fair-sharing reference of a real run (DESIGN §2): an app's cost is its *true* cost, the sum over
 its calls of cost eq. 1 from the real prompt / completion token counts the server reported; ``M`` is
 the server's KV capacity (``num_gpu_blocks × block_size`` from ``/metrics``); ``iteration_s`` is the
-server's measured mean inter-token latency (``vllm:inter_token_latency_seconds``, i.e. the time of one
-decode iteration while busy), pooled over all policies of a comparison so they share one reference.
+time of one engine step while busy: the run's busy time (the union of the intervals in which at least
+one call was in flight) over the engine steps it took (``vllm:iteration_tokens_total_count``), pooled
+over all policies of a comparison so they share one reference. (vLLM's inter-token latency is *not*
+an iteration time: it includes the time a preempted request waits, so it grows with preemptions.)
+
+An application that fails (its call raised after the client's retries) is recorded with its error and
+left out of that run's result; :func:`justitia.runner.bench_main.evaluate_runs` then compares the
+policies on the applications that finished under all of them, and the report names the failures.
 """
 
 from __future__ import annotations
@@ -100,6 +106,7 @@ class ServerStats:
     itl_count: float = 0.0
     prompt_tokens: float = 0.0
     generation_tokens: float = 0.0
+    steps: float = 0.0  # engine steps that scheduled tokens (vllm:iteration_tokens_total_count)
 
 
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+([-+0-9.eEnNaIif]+)$")
@@ -130,6 +137,7 @@ def parse_metrics(text: str) -> ServerStats:
     s.itl_count = sums.get("vllm:inter_token_latency_seconds_count", 0.0)
     s.prompt_tokens = sums.get("vllm:prompt_tokens_total", 0.0)
     s.generation_tokens = sums.get("vllm:generation_tokens_total", 0.0)
+    s.steps = sums.get("vllm:iteration_tokens_total_count", 0.0)
     return s
 
 
@@ -143,8 +151,23 @@ def diff(after: ServerStats, before: ServerStats) -> ServerStats:
         capacity_tokens=after.capacity_tokens, block_size=after.block_size,
         preemptions=after.preemptions - before.preemptions, itl_sum_s=after.itl_sum_s - before.itl_sum_s,
         itl_count=after.itl_count - before.itl_count, prompt_tokens=after.prompt_tokens - before.prompt_tokens,
-        generation_tokens=after.generation_tokens - before.generation_tokens,
+        generation_tokens=after.generation_tokens - before.generation_tokens, steps=after.steps - before.steps,
     )
+
+
+def busy_time(intervals: Sequence[tuple[float, float]]) -> float:
+    """Length of the union of ``(start, end)`` intervals: the time at least one call was in flight."""
+    total, cur_s, cur_e = 0.0, math.nan, math.nan
+    for s, e in sorted((a, b) for a, b in intervals if math.isfinite(a) and math.isfinite(b) and b > a):
+        if not math.isfinite(cur_e) or s > cur_e:
+            if math.isfinite(cur_e):
+                total += cur_e - cur_s
+            cur_s, cur_e = s, e
+        else:
+            cur_e = max(cur_e, e)
+    if math.isfinite(cur_e):
+        total += cur_e - cur_s
+    return total
 
 
 @dataclass(slots=True)
@@ -158,10 +181,17 @@ class BenchRun:
     t0: float
     measured: list[AppSpec] = field(default_factory=list)  # the run's apps with their real token counts
     probe_itl_s: float = math.nan  # speed probe just before the run (justitia.runner.calibrate.speed_probe)
+    busy_s: float = 0.0  # time with at least one call in flight
+    failed: list[JobOutcome] = field(default_factory=list)  # apps whose program raised (not in result)
 
     @property
     def mean_itl_s(self) -> float:
         return self.stats.itl_sum_s / self.stats.itl_count if self.stats.itl_count else math.nan
+
+    @property
+    def step_s(self) -> float:
+        """Mean engine step time while busy: busy time / engine steps (nan when no steps were counted)."""
+        return self.busy_s / self.stats.steps if self.stats.steps > 0 else math.nan
 
 
 async def _run_jobs(
@@ -204,6 +234,21 @@ def measured_spec(out: JobOutcome, t0: float) -> AppSpec:
     return AppSpec(out.job.name, app.start_s - t0, out.job.app_type, tuple(built), out.job.weight)
 
 
+KEEPALIVE_S = 1.0  # below uvicorn's 5 s keep-alive: a pooled connection is never reused as the server drops it
+MAX_RETRIES = 2  # connection errors and 5xx (the OpenAI client's own retry rules)
+
+
+def make_client(url: str, request_timeout_s: float = 900.0) -> Any:
+    """The benchmark's OpenAI client: short keep-alive (no reuse-after-close races), a few retries."""
+    import httpx
+    from openai import AsyncOpenAI, DefaultAsyncHttpxClient
+
+    http = DefaultAsyncHttpxClient(limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100,
+                                                       keepalive_expiry=KEEPALIVE_S))
+    return AsyncOpenAI(base_url=url.rstrip("/") + "/v1", api_key="EMPTY", max_retries=MAX_RETRIES,
+                       timeout=request_timeout_s, http_client=http)
+
+
 def run_stream(
     jobs: Sequence[Job], url: str, policy: str, *, model: str | None = None,
     on_done: Callable[[JobOutcome], None] | None = None, request_timeout_s: float = 900.0,
@@ -211,11 +256,9 @@ def run_stream(
 ) -> BenchRun:
     """Play ``jobs`` against the server at ``url`` (``http://host:port``) and measure everything.
 
-    Raises RuntimeError naming the failed applications if any application failed: a run with lost
-    applications would make every metric wrong.
+    Applications whose program raised are kept in :attr:`BenchRun.failed` (with their error) and left
+    out of the result; RuntimeError only if every application failed (a dead server, say).
     """
-    from openai import AsyncOpenAI
-
     if not jobs:
         raise ValueError("no applications to run")
     names = [j.name for j in jobs]
@@ -229,8 +272,7 @@ def run_stream(
     before = scrape(url)
 
     async def main() -> tuple[float, list[JobOutcome]]:
-        client = AsyncOpenAI(base_url=url.rstrip("/") + "/v1", api_key="EMPTY", max_retries=0,
-                             timeout=request_timeout_s)
+        client = make_client(url, request_timeout_s)
         try:
             m = model
             if m is None:
@@ -248,12 +290,13 @@ def run_stream(
     wall = time.monotonic() - wall0
     stats = diff(scrape(url), before)
     failed = [o for o in outs if o.error]
-    if failed:
-        msg = "; ".join(f"{o.job.name}: {o.error}" for o in failed[:5])
-        raise RuntimeError(f"{len(failed)} of {len(outs)} applications failed under policy {policy!r}: {msg}")
+    ok = [o for o in outs if not o.error]
+    if not ok:
+        msg = "; ".join(f"{o.job.name}: {o.error}" for o in failed[:3])
+        raise RuntimeError(f"all {len(outs)} applications failed under policy {policy!r}: {msg}")
     records = []
     specs = []
-    for o in outs:
+    for o in ok:
         a = o.app
         assert a.start_s is not None and a.end_s is not None
         records.append(AppRecord(
@@ -262,19 +305,21 @@ def run_stream(
             weight=o.job.weight, num_calls=len(a.calls), estimated_cost=o.job.cost_hint,
         ))
         specs.append(measured_spec(o, t0))
+    busy = busy_time([(c.start_s, c.end_s) for o in outs for c in o.app.calls])
     first = min(r.arrival_s for r in records)
     makespan = max(r.completion_s for r in records) - first
     itl = stats.itl_sum_s / stats.itl_count if stats.itl_count else math.nan
+    step = busy / stats.steps if stats.steps > 0 else math.nan
     result = RunResult(
         policy=policy, apps=records,
         capacity_tokens=stats.capacity_tokens if math.isfinite(stats.capacity_tokens) else 1.0,
-        iteration_s=itl if math.isfinite(itl) and itl > 0 else 1.0, makespan_s=makespan,
-        prompt_tokens=sum(c.prompt_tokens for o in outs for c in o.app.calls),
-        output_tokens=sum(c.completion_tokens for o in outs for c in o.app.calls),
-        preemptions=int(stats.preemptions), iterations=int(stats.itl_count), wall_s=wall,
-        extra={"mean_itl_s": itl},
+        iteration_s=step if math.isfinite(step) and step > 0 else 1.0, makespan_s=makespan,
+        prompt_tokens=sum(c.prompt_tokens for o in ok for c in o.app.calls),
+        output_tokens=sum(c.completion_tokens for o in ok for c in o.app.calls),
+        preemptions=int(stats.preemptions), iterations=int(stats.steps), wall_s=wall,
+        extra={"mean_itl_s": itl, "step_s": step, "busy_s": busy, "failed_apps": len(failed)},
     )
-    return BenchRun(policy, result, outs, stats, t0, specs, probe)
+    return BenchRun(policy, result, outs, stats, t0, specs, probe, busy_s=busy, failed=failed)
 
 
 def call_rows(run: BenchRun) -> list[dict[str, Any]]:
@@ -287,13 +332,14 @@ def call_rows(run: BenchRun) -> list[dict[str, Any]]:
                 "stage": c.stage, "kind": c.kind, "start_s": c.start_s - run.t0, "end_s": c.end_s - run.t0,
                 "latency_s": c.latency_s, "prompt_tokens": c.prompt_tokens,
                 "completion_tokens": c.completion_tokens, "max_tokens": c.max_tokens, "last": int(c.last),
+                "error": c.error or "",
             })
     return rows
 
 
 def run_figures(run: BenchRun) -> dict[str, float]:
     """Throughput and per-call latency figures of one run (bench.json)."""
-    lat = np.array([c.latency_s for o in run.outcomes for c in o.app.calls], dtype=float)
+    lat = np.array([c.latency_s for o in run.outcomes for c in o.app.calls if c.ok], dtype=float)
     r = run.result
     span = r.makespan_s
     return {
@@ -303,13 +349,20 @@ def run_figures(run: BenchRun) -> dict[str, float]:
         "output_tokens": int(r.output_tokens),
         "makespan_s": span,
         "wall_s": r.wall_s,
-        "output_tok_s": r.output_tokens / span if span > 0 else 0.0,
-        "total_tok_s": (r.prompt_tokens + r.output_tokens) / span if span > 0 else 0.0,
+        # throughput while the server had work (busy time: at least one call in flight), so idle gaps
+        # between arrivals do not count, but a policy's slow, half-empty tail does
+        "output_tok_s": r.output_tokens / run.busy_s if run.busy_s > 0 else 0.0,
+        "total_tok_s": (r.prompt_tokens + r.output_tokens) / run.busy_s if run.busy_s > 0 else 0.0,
+        "output_tok_s_makespan": r.output_tokens / span if span > 0 else 0.0,
         "call_latency_p50_s": float(np.percentile(lat, 50)) if lat.size else 0.0,
         "call_latency_p99_s": float(np.percentile(lat, 99)) if lat.size else 0.0,
         "call_latency_mean_s": float(lat.mean()) if lat.size else 0.0,
+        "step_s": run.step_s,
+        "engine_steps": int(run.stats.steps),
+        "busy_s": run.busy_s,
         "mean_itl_s": run.mean_itl_s,
         "preemptions": int(r.preemptions),
+        "failed_apps": len(run.failed),
         "capacity_tokens": float(run.stats.capacity_tokens),
         "probe_itl_s": run.probe_itl_s,
     }

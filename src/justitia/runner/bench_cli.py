@@ -39,8 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--model", default=None, help="model folder for started servers (default: the bundled model)")
     p.add_argument("--port", type=int, default=None, help="port of started servers (default: a free one in 8200-8299)")
     p.add_argument("--sequential", action="store_true",
-                   help="run the policies one after another on all cores (default: side by side, each "
-                        "server pinned to its own core, when there are enough cores)")
+                   help="run the policies one after another, every engine on the same last core (the default "
+                        "unless there is a core per policy plus one for the API servers and this client; then "
+                        "they run side by side, one core each)")
     p.add_argument("--no-hint", action="store_true",
                    help="do not send app_cost_hint (the server's own estimator decides)")
     p.add_argument("--compare-sim", action="store_true",

@@ -27,18 +27,28 @@ FULL = {"apps": 40, "rate": 0.25, "sizes": "full"}
 PORT_RANGE = (8200, 8300)  # started servers pick a free port here (justitia serve's own default is 8000-8100)
 
 
+BENCH_APP_IDLE_S = 30.0  # the SDK ends every app with app_done; the idle window is only a fallback, and on a
+# busy 2-core host the client may take seconds between stages (a 2 s window would split an app in two)
+
+
+def _server(policy: str, kv_tokens: int, port: int | None, model: str | None, log: Any = print,
+            log_file: Path | None = None, max_num_seqs: int | None = None, core: int | None = None) -> Any:
+    """A (not yet started) ``justitia serve`` :class:`justitia.vllm.serve.Server` for one policy.
+    ``core`` pins the engine's compute threads to that CPU core (``VLLM_CPU_OMP_THREADS_BIND``)."""
+    from justitia.vllm.serve import Server
+
+    env = {"VLLM_CPU_OMP_THREADS_BIND": str(core), "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"} if core is not None else None
+    return Server(model, policy=policy, kv_tokens=kv_tokens, port=port, port_range=PORT_RANGE, log=log,
+                  log_file=log_file, max_num_seqs=max_num_seqs, env=env, app_idle_s=BENCH_APP_IDLE_S)
+
+
 @contextlib.contextmanager
 def started_server(policy: str, kv_tokens: int, port: int | None, model: str | None, log: Any = print,
                    log_file: Path | None = None, max_num_seqs: int | None = None,
                    core: int | None = None) -> Iterator[str]:
-    """A fresh ``justitia serve`` (:class:`justitia.vllm.serve.Server`) for one policy; yields its URL
-    once ``/health`` answers and stops it (its whole process group) afterwards. ``core`` pins the
-    engine's compute threads to one CPU core (``VLLM_CPU_OMP_THREADS_BIND``)."""
-    from justitia.vllm.serve import Server
-
-    env = {"VLLM_CPU_OMP_THREADS_BIND": str(core), "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"} if core is not None else None
-    with Server(model, policy=policy, kv_tokens=kv_tokens, port=port, port_range=PORT_RANGE, log=log,
-                log_file=log_file, max_num_seqs=max_num_seqs, env=env) as srv:
+    """A fresh ``justitia serve`` for one policy; yields its URL once ``/health`` answers and stops it
+    (its whole process group) afterwards."""
+    with _server(policy, kv_tokens, port, model, log, log_file, max_num_seqs, core) as srv:
         yield str(srv.url)
 
 
@@ -53,8 +63,31 @@ def free_ports(n: int, first: int | None = None) -> list[int]:
     return ports
 
 
+def usable_cores() -> list[int]:
+    import os
+
+    if hasattr(os, "sched_getaffinity"):
+        return sorted(os.sched_getaffinity(0))
+    return list(range(os.cpu_count() or 1))
+
+
+def engine_cores(n_policies: int, cores: Sequence[int], sequential: bool) -> tuple[bool, list[int | None]]:
+    """Where each policy's engine computes: ``(side_by_side, core per policy)``.
+
+    Side by side (all streams at once) needs one core per engine *plus* one for the API servers and
+    this client: engines on ``cores[1:]``, everything else on ``cores[0]``. Otherwise the policies run
+    one after another, every engine pinned to the same last core (so they all run on the same silicon)
+    and the API server and client keep the other cores. On one core nothing is pinned.
+    """
+    if len(cores) <= 1:
+        return False, [None] * n_policies
+    if not sequential and n_policies > 1 and len(cores) >= n_policies + 1:
+        return True, list(cores[1:n_policies + 1])
+    return False, [cores[-1]] * n_policies
+
+
 def run_parallel(policies: Sequence[str], jobs: Sequence[Any], args: argparse.Namespace, out: Path,
-                 bar: Any, tasks: dict[str, Any]) -> list[Any]:
+                 bar: Any, tasks: dict[str, Any], cores: Sequence[int | None]) -> list[Any]:
     """Every policy at once, each on a fresh server pinned to its own CPU core; the streams start
     together (a barrier after all servers are ready), so whatever else loads the machine loads every
     policy alike: the side-by-side comparison the standards ask for on a shared, noisy host."""
@@ -70,7 +103,7 @@ def run_parallel(policies: Sequence[str], jobs: Sequence[Any], args: argparse.Na
         task = tasks[pol]
         try:
             with started_server(pol, args.kv_tokens, ports[i], args.model, log=bar.console.log,
-                                log_file=out / f"server_{pol}.log", core=i) as url:
+                                log_file=out / f"server_{pol}.log", core=cores[i]) as url:
                 bar.update(task, description=f"{pol} (ready)")
 
                 def ready() -> None:
@@ -86,6 +119,40 @@ def run_parallel(policies: Sequence[str], jobs: Sequence[Any], args: argparse.Na
     with ThreadPoolExecutor(len(policies)) as ex:
         futs = [ex.submit(one, i, p) for i, p in enumerate(policies)]
         return [f.result() for f in futs]
+
+
+PRESTART_MAX = 4  # servers started together up front (about 3.5 GB of memory each)
+
+
+def run_one_at_a_time(policies: Sequence[str], jobs: Sequence[Any], args: argparse.Namespace, out: Path,
+                      bar: Any, tasks: dict[str, Any], cores: Sequence[int | None]) -> list[Any]:
+    """The policies one after another. Up to :data:`PRESTART_MAX` servers start together first (an
+    idle vLLM engine waits on its input queue and takes no CPU), so start-up is paid once; each stream
+    then has the engine core to itself."""
+    from justitia.runner.bench import run_stream
+
+    runs: list[Any] = []
+    for g in range(0, len(policies), PRESTART_MAX):
+        group = list(policies[g:g + PRESTART_MAX])
+        ports = free_ports(len(group), args.port)
+        with contextlib.ExitStack() as stack:
+            servers = []
+            for i, pol in enumerate(group):
+                srv = _server(pol, args.kv_tokens, ports[i], args.model, log=bar.console.log,
+                              log_file=out / f"server_{pol}.log", core=cores[g + i])
+                srv.start()
+                stack.callback(srv.stop)
+                servers.append(srv)
+            for pol, srv in zip(group, servers):
+                srv.wait_ready()
+                bar.update(tasks[pol], description=f"{pol} (ready)")
+            for pol, srv in zip(group, servers):
+                task = tasks[pol]
+                bar.update(task, description=pol)
+                runs.append(run_stream(jobs, str(srv.url), pol, on_done=lambda _o, _t=task: bar.advance(_t),
+                                       probe_first=args.compare_sim))
+                srv.stop()  # free its memory before the next stream
+    return runs
 
 
 def _jobs(args: argparse.Namespace, apps: int, rate: float, sizes: str) -> tuple[str, list[Any]]:
@@ -104,8 +171,40 @@ def _jobs(args: argparse.Namespace, apps: int, rate: float, sizes: str) -> tuple
     return f"real-mix-{sizes}", [plan_job(p, hint=not args.no_hint) for p in plans]
 
 
+def common_apps(runs: Sequence[Any]) -> set[str]:
+    """The applications that finished under every policy (a failed app is compared nowhere)."""
+    ids = [{a.app_id for a in r.result.apps} for r in runs]
+    return set.intersection(*ids) if ids else set()
+
+
+def restrict(runs: Sequence[Any], keep: set[str]) -> list[Any]:
+    """Copies of ``runs`` whose result and measured specs hold only the applications in ``keep``."""
+    import dataclasses
+
+    out = []
+    for r in runs:
+        res = dataclasses.replace(r.result, apps=[a for a in r.result.apps if a.app_id in keep])
+        out.append(dataclasses.replace(r, result=res, measured=[s for s in r.measured if s.app_id in keep]))
+    return out
+
+
+def pooled_step_s(runs: Sequence[Any]) -> float:
+    """The engine's step time while busy, pooled over all runs: Σ busy time / Σ engine steps.
+
+    Falls back to the pooled inter-token latency (an over-estimate under preemption) only for a server
+    that does not count its steps."""
+    steps = sum(r.stats.steps for r in runs)
+    if steps > 0:
+        return sum(r.busy_s for r in runs) / steps
+    n = sum(r.stats.itl_count for r in runs)
+    if n <= 0:
+        raise ValueError("no engine steps measured (vllm:iteration_tokens_total and "
+                         "vllm:inter_token_latency_seconds are both empty)")
+    return sum(r.stats.itl_sum_s for r in runs) / n
+
+
 def evaluate_runs(runs: Sequence[Any]) -> tuple[float, float, list[Any]]:
-    """One reference for all runs: ``(M, iteration_s, metrics per run)``."""
+    """One reference for all runs: ``(M, iteration_s, metrics per run)`` (see :mod:`justitia.runner.bench`)."""
     from justitia.bench.metrics import evaluate
 
     caps = {r.stats.capacity_tokens for r in runs if math.isfinite(r.stats.capacity_tokens)}
@@ -114,10 +213,7 @@ def evaluate_runs(runs: Sequence[Any]) -> tuple[float, float, list[Any]]:
     if not caps:
         raise ValueError("the server's /metrics did not report its KV cache size (vllm:cache_config_info)")
     cap = caps.pop()
-    n = sum(r.stats.itl_count for r in runs)
-    if n <= 0:
-        raise ValueError("no decode iterations measured (vllm:inter_token_latency_seconds is empty)")
-    it_s = sum(r.stats.itl_sum_s for r in runs) / n
+    it_s = pooled_step_s(runs)
     metrics = [evaluate(r.result, r.measured, iteration_s=it_s, capacity_tokens=cap) for r in runs]
     return cap, it_s, metrics
 
@@ -165,13 +261,14 @@ def print_bench_table(data: dict[str, Any], console: Any) -> None:
 
     t = Table(title="throughput and call latency", title_justify="left", header_style="bold")
     for col in ("policy", "apps", "calls", "out tok/s", "tok/s / fcfs", "call p50 s", "call p99 s",
-                "iteration ms", "preemptions", "max slowdown vs fair"):
+                "steps", "step ms", "preemptions", "max slowdown vs fair"):
         t.add_column(col, justify="left" if col == "policy" else "right")
     for name, f in data["policies"].items():
         ratio = f.get("throughput_vs_fcfs")
         t.add_row(name, str(f["apps"]), str(f["calls"]), f"{f['output_tok_s']:.1f}",
                   "" if ratio is None else f"{ratio:.3f}", f"{f['call_latency_p50_s']:.2f}",
-                  f"{f['call_latency_p99_s']:.2f}", f"{f['mean_itl_s'] * 1e3:.1f}", str(f["preemptions"]),
+                  f"{f['call_latency_p99_s']:.2f}", str(f["engine_steps"]), f"{f['step_s'] * 1e3:.1f}",
+                  str(f["preemptions"]),
                   f"{f['max_slowdown_vs_fair']:.2f}")
     console.print(t)
 
@@ -208,46 +305,53 @@ def main_from_args(args: argparse.Namespace) -> int:
     name, jobs = _jobs(args, n_apps, rate, sizes)
     out = Path(args.out) if args.out else Path("results") / "bench"
     out.mkdir(parents=True, exist_ok=True)
+    side_by_side, cores = engine_cores(len(policies), usable_cores(), args.sequential)
+    if args.endpoint:
+        where = f"endpoint {args.endpoint}"
+    elif side_by_side:
+        where = f"policies side by side, engines on cores {cores}"
+    else:
+        where = "policies one after another" + (f", engines on core {cores[0]}" if cores and cores[0] is not None else "")
     console.print(f"[bold]{name}[/bold]: {len(jobs)} applications, seed {args.seed}, "
-                  + (f"endpoint {args.endpoint}" if args.endpoint else f"fresh server per policy, KV {args.kv_tokens} tokens"
-                     + ("" if args.sequential else ", policies side by side (one CPU core each)")))
-    import os
-
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    parallel = not args.endpoint and not args.sequential and 1 < len(policies) <= cores
-    if not args.endpoint and not args.sequential and len(policies) > cores:
-        console.print(f"[yellow]{len(policies)} policies > {cores} CPU cores: running them one after another[/yellow]")
-    runs = []
+                  + (where if args.endpoint else f"fresh server per policy, KV {args.kv_tokens} tokens, {where}"))
+    runs: list[Any] = []
     with Progress(TextColumn("[bold]{task.description:<18}"), BarColumn(), MofNCompleteColumn(), TextColumn("apps"),
                   TimeElapsedColumn(), console=console) as bar:
         tasks = {pol: bar.add_task(pol if args.endpoint else f"{pol} (starting)", total=len(jobs)) for pol in policies}
-        if parallel:
-            runs = run_parallel(policies, jobs, args, out, bar, tasks)
-        for pol in policies if not parallel else []:
-            task = tasks[pol]
-
-            def done(_o: Any, _task: Any = task) -> None:
-                bar.advance(_task)
-
-            if args.endpoint:
-                runs.append(run_stream(jobs, args.endpoint, pol, on_done=done, probe_first=args.compare_sim))
-            else:
-                with started_server(pol, args.kv_tokens, args.port, args.model, log=bar.console.log,
-                                    log_file=out / f"server_{pol}.log") as url:
-                    bar.update(task, description=pol)
-                    runs.append(run_stream(jobs, url, pol, on_done=done, probe_first=args.compare_sim))
+        if args.endpoint:
+            task = tasks[policies[0]]
+            runs.append(run_stream(jobs, args.endpoint, policies[0], on_done=lambda _o: bar.advance(task),
+                                   probe_first=args.compare_sim))
+        elif side_by_side:
+            runs = run_parallel(policies, jobs, args, out, bar, tasks, cores)
+        else:
+            runs = run_one_at_a_time(policies, jobs, args, out, bar, tasks, cores)
+    failures = {r.policy: [(o.job.name, o.error) for o in r.failed] for r in runs if r.failed}
+    for pol, fails in failures.items():
+        console.print(f"[yellow]{len(fails)} application(s) failed under {pol}: "
+                      + "; ".join(f"{n}: {e}" for n, e in fails[:5]) + "[/yellow]")
+    keep = common_apps(runs)
+    if not keep:
+        raise RuntimeError("no application finished under every policy; see the failures above")
+    if failures:
+        console.print(f"[yellow]comparing the {len(keep)} of {len(jobs)} applications that finished under every "
+                      "policy[/yellow]")
+    all_runs = runs
+    runs = restrict(runs, keep)
     cap, it_s, metrics = evaluate_runs(runs)
     apps0 = runs[0].measured
     load = offered_load(apps0, cap / it_s) if len(apps0) > 1 else math.inf
     comp = Comparison(workload=name, apps=apps0, capacity_tokens=cap, iteration_s=it_s, offered_load=load,
                       results=[r.result for r in runs], metrics=metrics)
-    console.print(f"KV capacity M = {cap:,.0f} tokens, measured iteration {it_s * 1e3:.1f} ms, offered load {load:.2f}; "
+    console.print(f"KV capacity M = {cap:,.0f} tokens, engine step {it_s * 1e3:.1f} ms (busy time / steps), "
+                  f"offered load {load:.2f}; "
                   f"fair bound = {metrics[0].fair_bound_s:.2f} s")
     print_table(metrics, title=f"{name} — {len(jobs)} real apps on the real engine", console=console)
     data = bench_json(name, runs, metrics, cap, it_s)
+    data["failed_apps"] = {pol: [{"app_id": n, "error": e} for n, e in fails] for pol, fails in failures.items()}
     print_bench_table(data, console)
     paths = write_outputs(comp, out, plots=not args.no_plots)
-    paths.append(write_calls_csv(out / "calls.csv", runs))
+    paths.append(write_calls_csv(out / "calls.csv", all_runs))
     for r in runs:
         p = out / f"measured_{r.policy}.jsonl"
         dump_jsonl(r.measured, p)

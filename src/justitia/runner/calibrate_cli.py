@@ -64,10 +64,12 @@ def _handler(args: argparse.Namespace) -> int:
     if args.endpoint:
         model, samples = run(args.endpoint)
     else:
-        from justitia.runner.bench_main import started_server
+        from justitia.runner.bench_main import engine_cores, started_server, usable_cores
 
-        # roomy KV (no preemption while timing); fcfs = vLLM's own order
-        with started_server("fcfs", 16384, args.port, args.model, log=console.log) as url:
+        # roomy KV (no preemption while timing); fcfs = vLLM's own order; the engine on the core a
+        # one-after-another `justitia bench` uses, so the fit describes the engine the bench measures
+        core = engine_cores(1, usable_cores(), sequential=True)[1][0]
+        with started_server("fcfs", 16384, args.port, args.model, log=console.log, core=core) as url:
             model, samples = run(url)
     t = Table(title=f"calibration samples vs fit: {model!r}", title_justify="left", header_style="bold")
     for c in ("kind", "prefill", "decode", "kv read", "measured ms", "model ms", "error"):
