@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: setup run test test-fast bench-sim clean
+.PHONY: setup run sim bench test test-fast bench-sim clean
 
 setup: $(STAMP)
 
@@ -21,9 +21,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/justitia predictor train
 	touch $(STAMP)
 
-# The main job on the bundled defaults.
+# The main job on the bundled defaults: real applications on the real vLLM engine, fcfs vs Justitia (~3 min).
 run: setup
+	$(BIN)/justitia bench --quick --out results/bench-quick
+
+# The simulator: paper-mix (400 apps, H100) under every policy side by side (~10 s).
+sim: setup
 	$(BIN)/justitia simulate --workload paper-mix --policies fcfs,vtc,sjf,plas,atlas,app_fcfs,justitia --out results/paper-mix
+
+# The full real benchmark: 40 apps, fcfs / vtc / Justitia, memory scarce (~8 min).
+bench: setup
+	$(BIN)/justitia bench --out results/bench
 
 # The whole test suite (the real-engine end-to-end tests included).
 test: setup

@@ -185,21 +185,5 @@ def test_compare_sim_replays_runs_in_the_simulator(tmp_path) -> None:
     assert sim["justitia"] < sim["fcfs"]
     assert out["ranking_identical"] and out["real_ranking"] == ["justitia", "fcfs"]
     assert math.isfinite(out["max_mean_act_error"])
-
-
-def test_compare_sim_speed_correction_scales_the_model(tmp_path) -> None:
-    from justitia.runner.calibrate import PROBE_KV, PROBE_N
-    from justitia.sim.latency import LinearLatency
-
-    lat = LinearLatency(0.05, 1e-4, 1e-3, 1e-6)
-    path = save_calibration(tmp_path / "cal.json", lat, [], {})
-    app = AppSpec.from_json({"app_id": "a", "arrival_s": 0.0, "type": "sc",
-                             "stages": [{"calls": [{"prompt_tokens": 100, "output_tokens": 50}] * 4}]})
-    probe = 2.0 * lat.step_s(0, PROBE_N, PROBE_KV)  # the host ran twice as slow as calibrated
-    run = RealRun("fcfs", [app], {"a": app.cost}, {"a": 10.0}, 10.0, 0, probe_itl_s=probe)
-    v = compare_sim([run], capacity_tokens=4096, iteration_s=0.1, calibration=path)["policies"]["fcfs"]
-    assert v["speed_factor"] == pytest.approx(2.0)
-    # one app alone: every iteration is twice as long, so is its ACT
-    assert v["sim_corrected_mean_act_s"] == pytest.approx(2.0 * v["sim_mean_act_s"], rel=1e-6)
-    no_probe = compare_sim([RealRun("fcfs", [app], {}, {"a": 10.0}, 10.0, 0)], 4096, 0.1, calibration=path)
-    assert "speed_factor" not in no_probe["policies"]["fcfs"]
+    # the simulated step time is reported next to the real one
+    assert all(0.05 < v["sim_step_s"] < 1.0 for v in out["policies"].values())

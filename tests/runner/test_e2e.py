@@ -75,7 +75,7 @@ def test_bench_replays_a_workload_and_writes_the_report(server_url: str, tmp_pat
     out = tmp_path / "out"
     args = argparse.Namespace(
         policies="justitia", apps=None, rate=None, seed=0, sizes=None, workload=str(wl), endpoint=server_url,
-        kv_tokens=4096, model=None, port=None, sequential=False, no_hint=False, compare_sim=False, quick=True, out=str(out),
+        kv_tokens=4096, model=None, port=None, sequential=False, no_prefix_caching=False, no_hint=False, compare_sim=False, quick=True, out=str(out),
         no_plots=True)
     assert main_from_args(args) == 0
     summary = json.loads((out / "summary.json").read_text())
@@ -96,3 +96,32 @@ def test_bench_replays_a_workload_and_writes_the_report(server_url: str, tmp_pat
     assert 0 < b["call_latency_p50_s"] <= b["call_latency_p99_s"]
     # the reference step time: busy time over the engine's own step count (5 + 12 decode steps at least)
     assert b["engine_steps"] >= 12 and 0 < b["step_s"] < b["busy_s"] and b["failed_apps"] == 0
+
+
+def test_bench_starts_a_fresh_server_per_policy_and_compares_them(tmp_path) -> None:
+    """The main job's path: servers started by the bench (one per policy), warmed up, streams run one
+    after another on the pinned engine core, one reference for both, servers stopped afterwards."""
+    pytest.importorskip("vllm")
+    from justitia.apps.model import AppSpec, dump_jsonl
+    from justitia.runner.bench_main import main_from_args
+    from justitia.vllm.serve import port_is_free
+
+    specs = [AppSpec.from_json({"app_id": f"a{i}", "arrival_s": 0.2 * i, "type": "sc",
+                                "stages": [{"calls": [{"prompt_tokens": 30, "output_tokens": 6}] * (1 + i % 2)}]})
+             for i in range(4)]
+    wl = tmp_path / "wl.jsonl"
+    dump_jsonl(specs, wl)
+    out = tmp_path / "out"
+    args = argparse.Namespace(
+        policies="fcfs,justitia", apps=None, rate=None, seed=0, sizes=None, workload=str(wl), endpoint=None,
+        kv_tokens=1024, model=None, port=8290, sequential=False, no_prefix_caching=False, no_hint=False,
+        compare_sim=False, quick=True, out=str(out), no_plots=True)
+    assert main_from_args(args) == 0
+    b = json.loads((out / "bench.json").read_text())
+    assert list(b["policies"]) == ["fcfs", "justitia"] and b["failed_apps"] == {}
+    for f in b["policies"].values():
+        assert f["apps"] == 4 and f["output_tokens"] == 6 * 6 and f["capacity_tokens"] == 1024
+        assert f["engine_steps"] >= 6 and f["step_s"] > 0
+    assert b["iteration_s"] > 0
+    assert (out / "server_fcfs.log").exists() and (out / "server_justitia.log").exists()
+    assert port_is_free("127.0.0.1", 8290) and port_is_free("127.0.0.1", 8291)  # both servers stopped

@@ -107,6 +107,8 @@ class ServerStats:
     prompt_tokens: float = 0.0
     generation_tokens: float = 0.0
     steps: float = 0.0  # engine steps that scheduled tokens (vllm:iteration_tokens_total_count)
+    prefix_hits: float = 0.0  # prompt tokens served from the prefix cache (vllm:prefix_cache_hits_total)
+    prefix_queries: float = 0.0  # prompt tokens looked up in it (vllm:prefix_cache_queries_total)
 
 
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+([-+0-9.eEnNaIif]+)$")
@@ -138,6 +140,8 @@ def parse_metrics(text: str) -> ServerStats:
     s.prompt_tokens = sums.get("vllm:prompt_tokens_total", 0.0)
     s.generation_tokens = sums.get("vllm:generation_tokens_total", 0.0)
     s.steps = sums.get("vllm:iteration_tokens_total_count", 0.0)
+    s.prefix_hits = sums.get("vllm:prefix_cache_hits_total", 0.0)
+    s.prefix_queries = sums.get("vllm:prefix_cache_queries_total", 0.0)
     return s
 
 
@@ -152,6 +156,7 @@ def diff(after: ServerStats, before: ServerStats) -> ServerStats:
         preemptions=after.preemptions - before.preemptions, itl_sum_s=after.itl_sum_s - before.itl_sum_s,
         itl_count=after.itl_count - before.itl_count, prompt_tokens=after.prompt_tokens - before.prompt_tokens,
         generation_tokens=after.generation_tokens - before.generation_tokens, steps=after.steps - before.steps,
+        prefix_hits=after.prefix_hits - before.prefix_hits, prefix_queries=after.prefix_queries - before.prefix_queries,
     )
 
 
@@ -180,7 +185,6 @@ class BenchRun:
     stats: ServerStats
     t0: float
     measured: list[AppSpec] = field(default_factory=list)  # the run's apps with their real token counts
-    probe_itl_s: float = math.nan  # speed probe just before the run (justitia.runner.calibrate.speed_probe)
     busy_s: float = 0.0  # time with at least one call in flight
     failed: list[JobOutcome] = field(default_factory=list)  # apps whose program raised (not in result)
 
@@ -249,10 +253,36 @@ def make_client(url: str, request_timeout_s: float = 900.0) -> Any:
                        timeout=request_timeout_s, http_client=http)
 
 
+WARMUP_BATCHES = (1, 4, 8, 16)  # concurrent requests per warm-up round
+WARMUP_PROMPTS = (64, 512)  # prompt tokens (short and long prefills)
+
+
+def warm_up(url: str, model: str | None = None, seed: int = 0) -> None:
+    """A few untimed rounds of requests (batch sizes and prompt lengths the stream will use) before a
+    measured run: a fresh CPU engine pays one-off costs on the first shapes it meets, and the first
+    policy of a comparison must not pay them alone. Random-token prompts: nothing is prefix-cached."""
+    rng = np.random.default_rng([seed, 7])
+
+    async def main() -> None:
+        client = make_client(url, 300.0)
+        try:
+            m = model or (await client.models.list()).data[0].id
+            for n in WARMUP_BATCHES:
+                for p in WARMUP_PROMPTS:
+                    await asyncio.gather(*(
+                        client.completions.create(model=m, prompt=[int(t) for t in rng.integers(*_SYNTH_ID_RANGE, size=p)],
+                                                  max_tokens=4, extra_body={"ignore_eos": True})
+                        for _ in range(n)))
+        finally:
+            await client.close()
+
+    asyncio.run(main())
+
+
 def run_stream(
     jobs: Sequence[Job], url: str, policy: str, *, model: str | None = None,
     on_done: Callable[[JobOutcome], None] | None = None, request_timeout_s: float = 900.0,
-    probe_first: bool = False, ready: Callable[[], None] | None = None,
+    ready: Callable[[], None] | None = None,
 ) -> BenchRun:
     """Play ``jobs`` against the server at ``url`` (``http://host:port``) and measure everything.
 
@@ -264,11 +294,6 @@ def run_stream(
     names = [j.name for j in jobs]
     if len(set(names)) != len(names):
         raise ValueError("application names in a stream must be unique")
-    probe = math.nan
-    if probe_first:
-        from justitia.runner.calibrate import speed_probe
-
-        probe = speed_probe(url, model)
     before = scrape(url)
 
     async def main() -> tuple[float, list[JobOutcome]]:
@@ -319,7 +344,7 @@ def run_stream(
         preemptions=int(stats.preemptions), iterations=int(stats.steps), wall_s=wall,
         extra={"mean_itl_s": itl, "step_s": step, "busy_s": busy, "failed_apps": len(failed)},
     )
-    return BenchRun(policy, result, outs, stats, t0, specs, probe, busy_s=busy, failed=failed)
+    return BenchRun(policy, result, outs, stats, t0, specs, busy_s=busy, failed=failed)
 
 
 def call_rows(run: BenchRun) -> list[dict[str, Any]]:
@@ -363,6 +388,6 @@ def run_figures(run: BenchRun) -> dict[str, float]:
         "mean_itl_s": run.mean_itl_s,
         "preemptions": int(r.preemptions),
         "failed_apps": len(run.failed),
+        "prefix_cache_hit_rate": run.stats.prefix_hits / run.stats.prefix_queries if run.stats.prefix_queries else 0.0,
         "capacity_tokens": float(run.stats.capacity_tokens),
-        "probe_itl_s": run.probe_itl_s,
     }

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 
-DEFAULT_POLICIES = "fcfs,justitia"
 DEFAULT_KV_TOKENS = 2048  # 128 blocks of 16: a few applications fill it (memory scarce, DESIGN §3)
 
 
@@ -23,9 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
             "act_cdf.png, slowdown.png (as `justitia simulate`), calls.csv and bench.json."
         ),
     )
-    p.add_argument("--policies", default=DEFAULT_POLICIES, help=f"comma-separated (default {DEFAULT_POLICIES})")
-    p.add_argument("--apps", type=int, default=None, help="applications in the stream (default 40; --quick 10)")
-    p.add_argument("--rate", type=float, default=None, help="Poisson arrival rate, apps/s (default 0.25; --quick 0.5)")
+    p.add_argument("--policies", default=None, help="comma-separated (default fcfs,vtc,justitia; --quick: fcfs,justitia)")
+    p.add_argument("--apps", type=int, default=None, help="applications in the stream (default 40; --quick 20)")
+    p.add_argument("--rate", type=float, default=None, help="Poisson arrival rate, apps/s (default 1.0)")
     p.add_argument("--seed", type=int, default=0, help="seed of the application stream (default 0)")
     p.add_argument("--sizes", choices=("quick", "full"), default=None,
                    help="length preset of the real applications (default full; --quick: quick)")
@@ -42,12 +41,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                    help="run the policies one after another, every engine on the same last core (the default "
                         "unless there is a core per policy plus one for the API servers and this client; then "
                         "they run side by side, one core each)")
+    p.add_argument("--no-prefix-caching", action="store_true",
+                   help="start the servers without vLLM's prefix cache (the simulator does not model prompt "
+                        "sharing, so sim-vs-real agreement is checked on such runs)")
     p.add_argument("--no-hint", action="store_true",
                    help="do not send app_cost_hint (the server's own estimator decides)")
     p.add_argument("--compare-sim", action="store_true",
                    help="replay the measured stream in the simulator with the calibrated latency model "
                         "(`justitia calibrate`) and report sim-vs-real agreement")
-    p.add_argument("--quick", action="store_true", help="small stream: both policies in under 5 minutes on 2 CPU cores")
+    p.add_argument("--quick", action="store_true", help="20 short apps, fcfs vs justitia: about 3 minutes on 2 CPU cores")
     p.add_argument("--out", default=None, help="output folder (default results/bench)")
     p.add_argument("--no-plots", action="store_true", help="skip act_cdf.png / slowdown.png")
     p.set_defaults(func=_handler)

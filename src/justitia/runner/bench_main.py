@@ -20,8 +20,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-QUICK = {"apps": 10, "rate": 0.5, "sizes": "quick"}
-FULL = {"apps": 40, "rate": 0.25, "sizes": "full"}
+# Presets (measured on 2 CPU cores, KV 2,048 tokens): Poisson at 1 app/s overloads the engine (offered
+# load ≈ 3), so the order of service decides completion times, as on a busy GPU server.
+QUICK = {"apps": 20, "rate": 1.0, "sizes": "quick", "policies": "fcfs,justitia"}
+FULL = {"apps": 40, "rate": 1.0, "sizes": "full", "policies": "fcfs,vtc,justitia"}
 
 
 PORT_RANGE = (8200, 8300)  # started servers pick a free port here (justitia serve's own default is 8000-8100)
@@ -32,14 +34,16 @@ BENCH_APP_IDLE_S = 30.0  # the SDK ends every app with app_done; the idle window
 
 
 def _server(policy: str, kv_tokens: int, port: int | None, model: str | None, log: Any = print,
-            log_file: Path | None = None, max_num_seqs: int | None = None, core: int | None = None) -> Any:
+            log_file: Path | None = None, max_num_seqs: int | None = None, core: int | None = None,
+            prefix_caching: bool = True) -> Any:
     """A (not yet started) ``justitia serve`` :class:`justitia.vllm.serve.Server` for one policy.
     ``core`` pins the engine's compute threads to that CPU core (``VLLM_CPU_OMP_THREADS_BIND``)."""
     from justitia.vllm.serve import Server
 
     env = {"VLLM_CPU_OMP_THREADS_BIND": str(core), "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"} if core is not None else None
     return Server(model, policy=policy, kv_tokens=kv_tokens, port=port, port_range=PORT_RANGE, log=log,
-                  log_file=log_file, max_num_seqs=max_num_seqs, env=env, app_idle_s=BENCH_APP_IDLE_S)
+                  log_file=log_file, max_num_seqs=max_num_seqs, env=env, app_idle_s=BENCH_APP_IDLE_S,
+                  extra_args=() if prefix_caching else ("--no-enable-prefix-caching",))
 
 
 @contextlib.contextmanager
@@ -94,7 +98,7 @@ def run_parallel(policies: Sequence[str], jobs: Sequence[Any], args: argparse.Na
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
-    from justitia.runner.bench import run_stream
+    from justitia.runner.bench import run_stream, warm_up
 
     ports = free_ports(len(policies), args.port)
     barrier = threading.Barrier(len(policies))
@@ -102,16 +106,18 @@ def run_parallel(policies: Sequence[str], jobs: Sequence[Any], args: argparse.Na
     def one(i: int, pol: str) -> Any:
         task = tasks[pol]
         try:
-            with started_server(pol, args.kv_tokens, ports[i], args.model, log=bar.console.log,
-                                log_file=out / f"server_{pol}.log", core=cores[i]) as url:
+            with _server(pol, args.kv_tokens, ports[i], args.model, log=bar.console.log,
+                         log_file=out / f"server_{pol}.log", core=cores[i],
+                         prefix_caching=not (args.no_prefix_caching or args.compare_sim)) as srv:
+                url = str(srv.url)
                 bar.update(task, description=f"{pol} (ready)")
 
                 def ready() -> None:
+                    warm_up(url)
                     barrier.wait(timeout=900)
                     bar.update(task, description=pol)
 
-                return run_stream(jobs, url, pol, on_done=lambda _o: bar.advance(task),
-                                  probe_first=args.compare_sim, ready=ready)
+                return run_stream(jobs, url, pol, on_done=lambda _o: bar.advance(task), ready=ready)
         except BaseException:
             barrier.abort()  # do not leave the other policies waiting for a server that never comes
             raise
@@ -129,7 +135,7 @@ def run_one_at_a_time(policies: Sequence[str], jobs: Sequence[Any], args: argpar
     """The policies one after another. Up to :data:`PRESTART_MAX` servers start together first (an
     idle vLLM engine waits on its input queue and takes no CPU), so start-up is paid once; each stream
     then has the engine core to itself."""
-    from justitia.runner.bench import run_stream
+    from justitia.runner.bench import run_stream, warm_up
 
     runs: list[Any] = []
     for g in range(0, len(policies), PRESTART_MAX):
@@ -139,7 +145,8 @@ def run_one_at_a_time(policies: Sequence[str], jobs: Sequence[Any], args: argpar
             servers = []
             for i, pol in enumerate(group):
                 srv = _server(pol, args.kv_tokens, ports[i], args.model, log=bar.console.log,
-                              log_file=out / f"server_{pol}.log", core=cores[g + i])
+                              log_file=out / f"server_{pol}.log", core=cores[g + i],
+                              prefix_caching=not (args.no_prefix_caching or args.compare_sim))
                 srv.start()
                 stack.callback(srv.stop)
                 servers.append(srv)
@@ -148,9 +155,10 @@ def run_one_at_a_time(policies: Sequence[str], jobs: Sequence[Any], args: argpar
                 bar.update(tasks[pol], description=f"{pol} (ready)")
             for pol, srv in zip(group, servers):
                 task = tasks[pol]
+                bar.update(task, description=f"{pol} (warm-up)")
+                warm_up(str(srv.url))
                 bar.update(task, description=pol)
-                runs.append(run_stream(jobs, str(srv.url), pol, on_done=lambda _o, _t=task: bar.advance(_t),
-                                       probe_first=args.compare_sim))
+                runs.append(run_stream(jobs, str(srv.url), pol, on_done=lambda _o, _t=task: bar.advance(_t)))
                 srv.stop()  # free its memory before the next stream
     return runs
 
@@ -287,7 +295,8 @@ def main_from_args(args: argparse.Namespace) -> int:
     console = Console()
     if not console.is_terminal:
         console = Console(width=140)  # logs and CI: keep the tables readable
-    policies = parse_policies(args.policies)
+    preset = QUICK if args.quick else FULL
+    policies = parse_policies(args.policies or str(preset["policies"]))
     if args.endpoint and len(policies) != 1:
         raise ValueError("with --endpoint the server runs one policy: give --policies one label (e.g. --policies fcfs)")
     if not args.endpoint:
@@ -296,10 +305,9 @@ def main_from_args(args: argparse.Namespace) -> int:
         for p in policies:
             if p.partition("-")[0] not in policy_names():
                 raise ValueError(f"unknown policy {p!r}; choose from: {', '.join(policy_names())}")
-    preset = QUICK if args.quick else FULL
-    n_apps = preset["apps"] if args.apps is None else args.apps
-    rate = preset["rate"] if args.rate is None else args.rate
-    sizes = args.sizes or preset["sizes"]
+    n_apps = int(preset["apps"]) if args.apps is None else args.apps
+    rate = float(preset["rate"]) if args.rate is None else args.rate
+    sizes = args.sizes or str(preset["sizes"])
     if args.kv_tokens < 16:
         raise ValueError(f"--kv-tokens must be >= 16, got {args.kv_tokens}")
     name, jobs = _jobs(args, n_apps, rate, sizes)
@@ -312,6 +320,8 @@ def main_from_args(args: argparse.Namespace) -> int:
         where = f"policies side by side, engines on cores {cores}"
     else:
         where = "policies one after another" + (f", engines on core {cores[0]}" if cores and cores[0] is not None else "")
+    if not args.endpoint and (args.no_prefix_caching or args.compare_sim):
+        where += ", no prefix cache (as in the simulator)"
     console.print(f"[bold]{name}[/bold]: {len(jobs)} applications, seed {args.seed}, "
                   + (where if args.endpoint else f"fresh server per policy, KV {args.kv_tokens} tokens, {where}"))
     runs: list[Any] = []
@@ -320,8 +330,7 @@ def main_from_args(args: argparse.Namespace) -> int:
         tasks = {pol: bar.add_task(pol if args.endpoint else f"{pol} (starting)", total=len(jobs)) for pol in policies}
         if args.endpoint:
             task = tasks[policies[0]]
-            runs.append(run_stream(jobs, args.endpoint, policies[0], on_done=lambda _o: bar.advance(task),
-                                   probe_first=args.compare_sim))
+            runs.append(run_stream(jobs, args.endpoint, policies[0], on_done=lambda _o: bar.advance(task)))
         elif side_by_side:
             runs = run_parallel(policies, jobs, args, out, bar, tasks, cores)
         else:
@@ -364,6 +373,12 @@ def main_from_args(args: argparse.Namespace) -> int:
     if args.compare_sim:
         from justitia.runner.calibrate import compare_sim, print_agreement, real_runs_from_bench
 
+        hits = {p: f.get("prefix_cache_hit_rate", 0.0) for p, f in data["policies"].items()}
+        if any(h > 0.05 for h in hits.values()):
+            console.print("[yellow]the server's prefix cache served "
+                          + ", ".join(f"{p} {h:.0%}" for p, h in hits.items())
+                          + " of prompt tokens; the simulator has none, so expect it to be slower "
+                          "(start the server with --no-enable-prefix-caching)[/yellow]")
         try:
             agreement = compare_sim(real_runs_from_bench(runs, metrics), cap, it_s)
         except (ValueError, FileNotFoundError, RuntimeError, AttributeError) as e:
