@@ -24,7 +24,7 @@ from vllm.v1.request import RequestStatus  # noqa: E402
 
 from justitia.core.policy import Req  # noqa: E402
 from justitia.vllm.scheduler import JustitiaScheduler  # noqa: E402
-from justitia.vllm.testing import config_dir, create_scheduler, make_request, step  # noqa: E402
+from justitia.vllm.testing import config_dir, create_justitia_scheduler, make_request, step  # noqa: E402
 
 NUM_BLOCKS = 200
 ABORTED = RequestStatus.FINISHED_ABORTED
@@ -37,12 +37,8 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def build(model_dir: Path, monkeypatch: pytest.MonkeyPatch, policy: str = "justitia", idle: float = 1e9,
           **kw: Any) -> JustitiaScheduler:
-    monkeypatch.setenv("JUSTITIA_POLICY", policy)
-    monkeypatch.setenv("JUSTITIA_APP_IDLE_S", str(idle))
-    monkeypatch.delenv("JUSTITIA_ESTIMATOR", raising=False)
-    monkeypatch.delenv("JUSTITIA_TRACE_FILE", raising=False)
     kw.setdefault("num_blocks", NUM_BLOCKS)
-    return create_scheduler(model_dir, JustitiaScheduler, **kw)  # type: ignore[no-any-return]
+    return create_justitia_scheduler(model_dir, monkeypatch, policy, idle, **kw)  # type: ignore[no-any-return]
 
 
 class ClockWatch:

@@ -187,3 +187,25 @@ def test_compare_sim_replays_runs_in_the_simulator(tmp_path) -> None:
     assert math.isfinite(out["max_mean_act_error"])
     # the simulated step time is reported next to the real one
     assert all(0.05 < v["sim_step_s"] < 1.0 for v in out["policies"].values())
+
+
+def test_repeats_are_summarised_per_policy() -> None:
+    from justitia.runner.bench_repeat import aggregate
+
+    def rep(j_ratio: float, step: float, order: list[str]) -> dict:
+        pol = {"fcfs": {"mean_act_s": 10.0, "mean_act_vs_fcfs": 1.0, "throughput_vs_fcfs": 1.0, "engine_steps": 100,
+                        "step_s": step, "apps_over_fair_bound": 2, "max_delay_vs_fair_s": 5.0, "preemptions": 3,
+                        "output_tok_s": 50.0},
+               "justitia": {"mean_act_s": 10.0 * j_ratio, "mean_act_vs_fcfs": j_ratio, "throughput_vs_fcfs": 0.98,
+                            "engine_steps": 102, "step_s": step, "apps_over_fair_bound": 0,
+                            "max_delay_vs_fair_s": 1.0, "preemptions": 4, "output_tok_s": 49.0}}
+        return {"workload": "w", "policies": pol, "order": order}
+
+    agg = aggregate([rep(0.6, 0.07, ["fcfs", "justitia"]), rep(0.8, 0.08, ["justitia", "fcfs"])])
+    j = agg["policies"]["justitia"]
+    assert j["mean_act_vs_fcfs"] == pytest.approx({"mean": 0.7, "min": 0.6, "max": 0.8})
+    assert j["per_repeat"]["step_s"] == [0.07, 0.08] and j["mean_act_s"] == pytest.approx(7.0)
+    assert agg["policies"]["fcfs"]["apps_over_fair_bound_total"] == 4
+    assert agg["orders"] == [["fcfs", "justitia"], ["justitia", "fcfs"]]
+    with pytest.raises(ValueError, match="no repeats"):
+        aggregate([])

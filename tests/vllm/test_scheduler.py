@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("vllm")
 
-from justitia.vllm.testing import config_dir, create_scheduler, make_request, step  # noqa: E402
+from justitia.vllm.testing import config_dir, create_justitia_scheduler, create_scheduler, make_request, step  # noqa: E402
 from vllm.v1.request import RequestStatus  # noqa: E402
 
 from justitia.core.cost import call_cost  # noqa: E402
@@ -26,11 +26,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def build(model_dir: Path, monkeypatch: pytest.MonkeyPatch, policy: str = "justitia", idle: float = 100.0,
           **kw: object) -> JustitiaScheduler:
-    monkeypatch.setenv("JUSTITIA_POLICY", policy)
-    monkeypatch.setenv("JUSTITIA_APP_IDLE_S", str(idle))
-    monkeypatch.delenv("JUSTITIA_ESTIMATOR", raising=False)
-    monkeypatch.delenv("JUSTITIA_TRACE_FILE", raising=False)
-    return create_scheduler(model_dir, JustitiaScheduler, **kw)  # type: ignore[arg-type]
+    return create_justitia_scheduler(model_dir, monkeypatch, policy, idle, **kw)  # type: ignore[no-any-return]
 
 
 def run_until_idle(s: JustitiaScheduler, max_steps: int = 500) -> list[str]:

@@ -49,6 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--compare-sim", action="store_true",
                    help="replay the measured stream in the simulator with the calibrated latency model "
                         "(`justitia calibrate`) and report sim-vs-real agreement")
+    p.add_argument("--repeat", type=int, default=1, metavar="N",
+                   help="run the whole comparison N times on fresh servers, the policy order alternating, and "
+                        "summarise the ratios to fcfs (mean, min, max); each repeat's outputs in OUT/repK (default 1)")
     p.add_argument("--quick", action="store_true", help="20 short apps, fcfs vs justitia: about 3 minutes on 2 CPU cores")
     p.add_argument("--out", default=None, help="output folder (default results/bench)")
     p.add_argument("--no-plots", action="store_true", help="skip act_cdf.png / slowdown.png")

@@ -15,6 +15,7 @@ import contextlib
 import csv
 import json
 import math
+import os
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -41,7 +42,9 @@ def _server(policy: str, kv_tokens: int, port: int | None, model: str | None, lo
     from justitia.vllm.serve import Server
 
     env = {"VLLM_CPU_OMP_THREADS_BIND": str(core), "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"} if core is not None else None
-    return Server(model, policy=policy, kv_tokens=kv_tokens, port=port, port_range=PORT_RANGE, log=log,
+    # everything but the engine's compute thread (API server, EngineCore loop) stays off the engine core
+    frontends = [c for c in usable_cores() if c != core] if core is not None else None
+    return Server(model, policy=policy, kv_tokens=kv_tokens, port=port, port_range=PORT_RANGE, log=log, cpus=frontends,
                   log_file=log_file, max_num_seqs=max_num_seqs, env=env, app_idle_s=BENCH_APP_IDLE_S,
                   extra_args=() if prefix_caching else ("--no-enable-prefix-caching",))
 
@@ -68,8 +71,6 @@ def free_ports(n: int, first: int | None = None) -> list[int]:
 
 
 def usable_cores() -> list[int]:
-    import os
-
     if hasattr(os, "sched_getaffinity"):
         return sorted(os.sched_getaffinity(0))
     return list(range(os.cpu_count() or 1))
@@ -248,6 +249,9 @@ def bench_json(name: str, runs: Sequence[Any], metrics: Sequence[Any], cap: floa
     for r, m in zip(runs, metrics):
         fig = run_figures(r)
         worst = max(m.apps, key=lambda a: a.delay_vs_fair_s)
+        fig["mean_act_s"] = m.mean_act_s
+        fig["max_delay_vs_fair_s"] = worst.delay_vs_fair_s
+        fig["apps_over_fair_bound"] = int(m.apps_over_fair_bound)
         fig["worst_app"] = worst.app_id
         fig["worst_app_act_s"] = worst.act_s
         fig["worst_app_fair_act_s"] = worst.fair_act_s
@@ -281,22 +285,121 @@ def print_bench_table(data: dict[str, Any], console: Any) -> None:
     console.print(t)
 
 
-def main_from_args(args: argparse.Namespace) -> int:
+def _console() -> Any:
     from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=140)  # logs and CI: keep the tables readable
+
+
+def execute(policies: Sequence[str], jobs: Sequence[Any], args: argparse.Namespace, out: Path, console: Any,
+            label: str = "") -> list[Any]:
+    """Run the stream once per policy (fresh servers, or ``--endpoint``); the runs in ``policies`` order."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from justitia.apps.arrivals import offered_load
-    from justitia.apps.model import dump_jsonl
-    from justitia.bench.experiment import Comparison, parse_policies, write_outputs
-    from justitia.bench.report import print_table
     from justitia.runner.bench import run_stream
 
+    side_by_side, cores = engine_cores(len(policies), usable_cores(), args.sequential)
+    runs: list[Any] = []
+    pinned = [c for c in cores if c is not None]
+    saved_affinity = usable_cores()
+    pin_client = bool(pinned) and not side_by_side and hasattr(os, "sched_setaffinity")
+    if pin_client:
+        os.sched_setaffinity(0, [c for c in saved_affinity if c != pinned[0]])  # this client too
+    try:
+        with Progress(TextColumn("[bold]{task.description:<22}"), BarColumn(), MofNCompleteColumn(), TextColumn("apps"),
+                      TimeElapsedColumn(), console=console) as bar:
+            tasks = {pol: bar.add_task(f"{label}{pol}" if args.endpoint else f"{label}{pol} (starting)", total=len(jobs))
+                     for pol in policies}
+            if args.endpoint:
+                task = tasks[policies[0]]
+                runs.append(run_stream(jobs, args.endpoint, policies[0], on_done=lambda _o: bar.advance(task)))
+            elif side_by_side:
+                runs = run_parallel(policies, jobs, args, out, bar, tasks, cores)
+            else:
+                runs = run_one_at_a_time(policies, jobs, args, out, bar, tasks, cores)
+    finally:
+        if pin_client:
+            os.sched_setaffinity(0, saved_affinity)
+    return runs
+
+
+def report(name: str, n_jobs: int, runs: list[Any], args: argparse.Namespace, out: Path, console: Any) -> tuple[dict[str, Any], int]:
+    """Evaluate one comparison against one fair reference, print it and write every output file;
+    ``(bench.json data, exit code)``."""
+    from justitia.apps.arrivals import offered_load
+    from justitia.apps.model import dump_jsonl
+    from justitia.bench.experiment import Comparison, write_outputs
+    from justitia.bench.report import print_table
+
+    out.mkdir(parents=True, exist_ok=True)
+    failures = {r.policy: [(o.job.name, o.error) for o in r.failed] for r in runs if r.failed}
+    for pol, fails in failures.items():
+        console.print(f"[yellow]{len(fails)} application(s) failed under {pol}: "
+                      + "; ".join(f"{n}: {e}" for n, e in fails[:5]) + "[/yellow]")
+    keep = common_apps(runs)
+    if not keep:
+        raise RuntimeError("no application finished under every policy; see the failures above")
+    if failures:
+        console.print(f"[yellow]comparing the {len(keep)} of {n_jobs} applications that finished under every "
+                      "policy[/yellow]")
+    all_runs = runs
+    runs = restrict(runs, keep)
+    cap, it_s, metrics = evaluate_runs(runs)
+    apps0 = runs[0].measured
+    load = offered_load(apps0, cap / it_s) if len(apps0) > 1 else math.inf
+    comp = Comparison(workload=name, apps=apps0, capacity_tokens=cap, iteration_s=it_s, offered_load=load,
+                      results=[r.result for r in runs], metrics=metrics)
+    console.print(f"KV capacity M = {cap:,.0f} tokens, engine step {it_s * 1e3:.1f} ms (busy time / steps), "
+                  f"offered load {load:.2f}; fair bound = {metrics[0].fair_bound_s:.2f} s")
+    print_table(metrics, title=f"{name} — {n_jobs} real apps on the real engine", console=console)
+    data = bench_json(name, runs, metrics, cap, it_s)
+    data["failed_apps"] = {pol: [{"app_id": n, "error": e} for n, e in fails] for pol, fails in failures.items()}
+    print_bench_table(data, console)
+    paths = write_outputs(comp, out, plots=not args.no_plots)
+    paths.append(write_calls_csv(out / "calls.csv", all_runs))
+    for r in runs:
+        p = out / f"measured_{r.policy}.jsonl"
+        dump_jsonl(r.measured, p)
+        paths.append(p)
+    bench_path = out / "bench.json"
+    bench_path.write_text(json.dumps(data, indent=2) + "\n")  # measured data first: never lost to a later step
+    paths.append(bench_path)
+    rc = 0
+    if args.compare_sim:
+        from justitia.runner.calibrate import compare_sim, print_agreement, real_runs_from_bench
+
+        hits = {p: f.get("prefix_cache_hit_rate", 0.0) for p, f in data["policies"].items()}
+        if any(h > 0.05 for h in hits.values()):
+            console.print("[yellow]the server's prefix cache served "
+                          + ", ".join(f"{p} {h:.0%}" for p, h in hits.items())
+                          + " of prompt tokens; the simulator has none, so expect it to be slower "
+                          "(start the server with --no-enable-prefix-caching)[/yellow]")
+        try:
+            agreement = compare_sim(real_runs_from_bench(runs, metrics), cap, it_s)
+        except (ValueError, FileNotFoundError, RuntimeError, AttributeError) as e:
+            console.print(f"[red]sim-vs-real comparison failed: {type(e).__name__}: {e}[/red] "
+                          f"(the real results are written; rerun it later with `justitia calibrate --compare {out}`)")
+            rc = 1
+        else:
+            data["sim_vs_real"] = agreement
+            print_agreement(agreement, console)
+            bench_path.write_text(json.dumps(data, indent=2) + "\n")
+    for p in paths:
+        console.print(f"wrote {p}")
+    return data, rc
+
+
+def main_from_args(args: argparse.Namespace) -> int:
+    from justitia.bench.experiment import parse_policies
+
     t_start = time.monotonic()
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=140)  # logs and CI: keep the tables readable
+    console = _console()
     preset = QUICK if args.quick else FULL
     policies = parse_policies(args.policies or str(preset["policies"]))
+    repeat = getattr(args, "repeat", 1)
+    if repeat < 1:
+        raise ValueError(f"--repeat must be >= 1, got {repeat}")
     if args.endpoint and len(policies) != 1:
         raise ValueError("with --endpoint the server runs one policy: give --policies one label (e.g. --policies fcfs)")
     if not args.endpoint:
@@ -323,74 +426,36 @@ def main_from_args(args: argparse.Namespace) -> int:
     if not args.endpoint and (args.no_prefix_caching or args.compare_sim):
         where += ", no prefix cache (as in the simulator)"
     console.print(f"[bold]{name}[/bold]: {len(jobs)} applications, seed {args.seed}, "
-                  + (where if args.endpoint else f"fresh server per policy, KV {args.kv_tokens} tokens, {where}"))
-    runs: list[Any] = []
-    with Progress(TextColumn("[bold]{task.description:<18}"), BarColumn(), MofNCompleteColumn(), TextColumn("apps"),
-                  TimeElapsedColumn(), console=console) as bar:
-        tasks = {pol: bar.add_task(pol if args.endpoint else f"{pol} (starting)", total=len(jobs)) for pol in policies}
-        if args.endpoint:
-            task = tasks[policies[0]]
-            runs.append(run_stream(jobs, args.endpoint, policies[0], on_done=lambda _o: bar.advance(task)))
-        elif side_by_side:
-            runs = run_parallel(policies, jobs, args, out, bar, tasks, cores)
-        else:
-            runs = run_one_at_a_time(policies, jobs, args, out, bar, tasks, cores)
-    failures = {r.policy: [(o.job.name, o.error) for o in r.failed] for r in runs if r.failed}
-    for pol, fails in failures.items():
-        console.print(f"[yellow]{len(fails)} application(s) failed under {pol}: "
-                      + "; ".join(f"{n}: {e}" for n, e in fails[:5]) + "[/yellow]")
-    keep = common_apps(runs)
-    if not keep:
-        raise RuntimeError("no application finished under every policy; see the failures above")
-    if failures:
-        console.print(f"[yellow]comparing the {len(keep)} of {len(jobs)} applications that finished under every "
-                      "policy[/yellow]")
-    all_runs = runs
-    runs = restrict(runs, keep)
-    cap, it_s, metrics = evaluate_runs(runs)
-    apps0 = runs[0].measured
-    load = offered_load(apps0, cap / it_s) if len(apps0) > 1 else math.inf
-    comp = Comparison(workload=name, apps=apps0, capacity_tokens=cap, iteration_s=it_s, offered_load=load,
-                      results=[r.result for r in runs], metrics=metrics)
-    console.print(f"KV capacity M = {cap:,.0f} tokens, engine step {it_s * 1e3:.1f} ms (busy time / steps), "
-                  f"offered load {load:.2f}; "
-                  f"fair bound = {metrics[0].fair_bound_s:.2f} s")
-    print_table(metrics, title=f"{name} — {len(jobs)} real apps on the real engine", console=console)
-    data = bench_json(name, runs, metrics, cap, it_s)
-    data["failed_apps"] = {pol: [{"app_id": n, "error": e} for n, e in fails] for pol, fails in failures.items()}
-    print_bench_table(data, console)
-    paths = write_outputs(comp, out, plots=not args.no_plots)
-    paths.append(write_calls_csv(out / "calls.csv", all_runs))
-    for r in runs:
-        p = out / f"measured_{r.policy}.jsonl"
-        dump_jsonl(r.measured, p)
-        paths.append(p)
-    data["wall_s"] = time.monotonic() - t_start
-    bench_path = out / "bench.json"
-    bench_path.write_text(json.dumps(data, indent=2) + "\n")  # measured data first: never lost to a later step
-    paths.append(bench_path)
+                  + (where if args.endpoint else f"fresh server per policy, KV {args.kv_tokens} tokens, {where}")
+                  + (f", {repeat} repeats (policy order alternating)" if repeat > 1 else ""))
     rc = 0
-    if args.compare_sim:
-        from justitia.runner.calibrate import compare_sim, print_agreement, real_runs_from_bench
+    reps: list[dict[str, Any]] = []
+    for k in range(repeat):
+        # alternate the order, so no policy always runs first (or last) on the host
+        order = list(policies) if k % 2 == 0 else list(reversed(policies))
+        label = f"{k + 1}/{repeat} " if repeat > 1 else ""
+        folder = out if repeat == 1 else out / f"rep{k + 1}"
+        folder.mkdir(parents=True, exist_ok=True)
+        runs = execute(order, jobs, args, folder, console, label)
+        runs.sort(key=lambda r: policies.index(r.policy))
+        if repeat > 1:
+            console.rule(f"repeat {k + 1} of {repeat} (order {', '.join(order)})")
+        data, rc_k = report(name, len(jobs), runs, args, folder, console)
+        rc = max(rc, rc_k)
+        data["order"] = order
+        reps.append(data)
+    wall = time.monotonic() - t_start
+    if repeat > 1:
+        from justitia.runner.bench_repeat import aggregate, print_aggregate
 
-        hits = {p: f.get("prefix_cache_hit_rate", 0.0) for p, f in data["policies"].items()}
-        if any(h > 0.05 for h in hits.values()):
-            console.print("[yellow]the server's prefix cache served "
-                          + ", ".join(f"{p} {h:.0%}" for p, h in hits.items())
-                          + " of prompt tokens; the simulator has none, so expect it to be slower "
-                          "(start the server with --no-enable-prefix-caching)[/yellow]")
-        try:
-            agreement = compare_sim(real_runs_from_bench(runs, metrics), cap, it_s)
-        except (ValueError, FileNotFoundError, RuntimeError, AttributeError) as e:
-            console.print(f"[red]sim-vs-real comparison failed: {type(e).__name__}: {e}[/red] "
-                          f"(the real results are written; rerun it later with `justitia calibrate --compare {out}`)")
-            rc = 1
-        else:
-            data["sim_vs_real"] = agreement
-            print_agreement(agreement, console)
-            data["wall_s"] = time.monotonic() - t_start
-            bench_path.write_text(json.dumps(data, indent=2) + "\n")
-    for p in paths:
-        console.print(f"wrote {p}")
-    console.print(f"bench wall time {data['wall_s']:.0f} s")
+        agg = aggregate(reps)
+        agg["wall_s"] = wall
+        path = out / "bench.json"
+        path.write_text(json.dumps(agg, indent=2) + "\n")
+        print_aggregate(agg, console)
+        console.print(f"wrote {path} (each repeat's full outputs: {out}/rep1 … rep{repeat})")
+    else:
+        reps[0]["wall_s"] = wall
+        (out / "bench.json").write_text(json.dumps(reps[0], indent=2) + "\n")
+    console.print(f"bench wall time {wall:.0f} s")
     return rc

@@ -93,6 +93,7 @@ class Server:
         env: Mapping[str, str] | None = None,
         log_file: str | Path | None = None,
         log: Callable[[str], None] = print,
+        cpus: Sequence[int] | None = None,
     ) -> None:
         if kv_tokens is not None and kv_tokens <= 0:
             raise ValueError(f"kv_tokens must be a positive number of tokens, got {kv_tokens}")
@@ -122,6 +123,7 @@ class Server:
         self.extra_env = dict(env or {})
         self.log_file = Path(log_file) if log_file else None
         self.log = log
+        self.cpus = sorted(set(cpus)) if cpus else None  # CPU affinity of the server's processes
         self.proc: subprocess.Popen[bytes] | None = None
         self.model_dir: Path | None = None
         self.started_at: float | None = None
@@ -224,10 +226,17 @@ class Server:
 
         # a fresh PROMETHEUS_MULTIPROC_DIR: the EngineCore's justitia_* series reach /metrics
         env, self._metrics_cleanup = multiproc_env(self.environment())
+        cpus = self.cpus
+
+        def pin() -> None:  # in the child, before exec: its processes inherit the mask
+            if cpus:
+                os.sched_setaffinity(0, cpus)
+
         with self.log_file.open("wb") as logf:
             self.proc = subprocess.Popen(
                 self.command(), stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env=env, start_new_session=True,  # own process group: stop() kills all of it
+                preexec_fn=pin if cpus and hasattr(os, "sched_setaffinity") else None,  # noqa: PLW1509
             )
         self.started_at = time.monotonic()
         return self

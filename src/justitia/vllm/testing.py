@@ -73,3 +73,19 @@ def step(sched: Any) -> tuple[Any, Any]:
     out = sched.schedule()
     sched.update_from_output(out, fake_output(out))
     return out, out.num_scheduled_tokens
+
+
+def create_justitia_scheduler(model_dir: Path, monkeypatch: Any, policy: str = "justitia", idle_s: float = 100.0,
+                              **kw: Any) -> Any:
+    """A GPU-free :class:`justitia.vllm.scheduler.JustitiaScheduler` running ``policy``.
+
+    ``monkeypatch`` (pytest's) sets the plugin's environment for the test only: the policy, the app
+    idle window ``idle_s``, and no estimator override or trace file from the caller's shell.
+    """
+    from justitia.vllm.scheduler import JustitiaScheduler
+
+    monkeypatch.setenv("JUSTITIA_POLICY", policy)
+    monkeypatch.setenv("JUSTITIA_APP_IDLE_S", str(idle_s))
+    monkeypatch.delenv("JUSTITIA_ESTIMATOR", raising=False)
+    monkeypatch.delenv("JUSTITIA_TRACE_FILE", raising=False)
+    return create_scheduler(model_dir, JustitiaScheduler, **kw)
