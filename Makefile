@@ -29,9 +29,9 @@ run: setup
 sim: setup
 	$(BIN)/justitia simulate --workload paper-mix --policies fcfs,vtc,sjf,plas,atlas,app_fcfs,justitia --out results/paper-mix
 
-# The full real benchmark: 40 apps, fcfs / vtc / Justitia, memory scarce (~8 min).
+# The full real benchmark: 40 apps, fcfs / vtc / Justitia, memory scarce, 2 repeats in alternating order (~18 min).
 bench: setup
-	$(BIN)/justitia bench --out results/bench
+	$(BIN)/justitia bench --repeat 2 --out results/bench
 
 # The whole test suite (the real-engine end-to-end tests included).
 test: setup

@@ -209,3 +209,28 @@ def test_repeats_are_summarised_per_policy() -> None:
     assert agg["orders"] == [["fcfs", "justitia"], ["justitia", "fcfs"]]
     with pytest.raises(ValueError, match="no repeats"):
         aggregate([])
+    # with --compare-sim each repeat's agreement is carried along
+    reps = [rep(0.6, 0.07, ["fcfs", "justitia"]), rep(0.8, 0.08, ["justitia", "fcfs"])]
+    for r, err in zip(reps, (0.1, 0.3)):
+        r["sim_vs_real"] = {"policies": {"fcfs": {"sim_over_real": 1 - err}, "justitia": {"sim_over_real": 1 + err}},
+                            "ranking_identical": err < 0.2, "max_mean_act_error": err}
+    agg = aggregate(reps)
+    assert agg["policies"]["justitia"]["sim_over_real"] == [1.1, 1.3]
+    assert agg["sim_vs_real"] == {"ranking_identical": [True, False], "max_mean_act_error": [0.1, 0.3]}
+
+
+def test_compare_sim_step_matched_replay_rescales_the_model(tmp_path) -> None:
+    from justitia.sim.latency import LinearLatency
+
+    lat = LinearLatency(0.05, 1e-4, 1e-3, 1e-6)
+    path = save_calibration(tmp_path / "cal.json", lat, [], {})
+    app = AppSpec.from_json({"app_id": "a", "arrival_s": 0.0, "type": "sc",
+                             "stages": [{"calls": [{"prompt_tokens": 100, "output_tokens": 50}] * 4}]})
+    first = compare_sim([RealRun("fcfs", [app], {}, {"a": 10.0}, 10.0, 0)], 4096, 0.1, calibration=path)
+    v0 = first["policies"]["fcfs"]
+    assert "speed_factor" not in v0  # no measured step time: no matched replay
+    # the host ran twice as slow per step as calibrated: one app alone, so its ACT doubles too
+    run = RealRun("fcfs", [app], {}, {"a": 10.0}, 10.0, 0, step_s=2.0 * v0["sim_step_s"])
+    v = compare_sim([run], 4096, 0.1, calibration=path)["policies"]["fcfs"]
+    assert v["speed_factor"] == pytest.approx(2.0)
+    assert v["sim_matched_mean_act_s"] == pytest.approx(2.0 * v["sim_mean_act_s"], rel=1e-6)

@@ -35,8 +35,16 @@ def aggregate(reps: Sequence[dict[str, Any]]) -> dict[str, Any]:
             if v.size:
                 row[k] = {"mean": float(v.mean()), "min": float(v.min()), "max": float(v.max())}
         row["mean_act_s"] = float(np.mean(per["mean_act_s"]))
-        row["apps_over_fair_bound_total"] = int(sum(per["apps_over_fair_bound"]))
+        row["apps_over_fair_bound_total"] = int(sum(x for x in per["apps_over_fair_bound"]
+                                                    if x is not None and math.isfinite(x)))
+        sims = [r["sim_vs_real"]["policies"].get(pol, {}).get("sim_over_real") for r in reps if "sim_vs_real" in r]
+        if sims:
+            row["sim_over_real"] = sims
         out["policies"][pol] = row
+    checks = [r["sim_vs_real"] for r in reps if "sim_vs_real" in r]
+    if checks:
+        out["sim_vs_real"] = {"ranking_identical": [bool(c["ranking_identical"]) for c in checks],
+                              "max_mean_act_error": [float(c["max_mean_act_error"]) for c in checks]}
     return out
 
 
@@ -61,3 +69,10 @@ def print_aggregate(agg: dict[str, Any], console: Any) -> None:
                   " ".join(f"{x * 1e3:.0f}" for x in per["step_s"]), " ".join(str(int(x)) for x in per["engine_steps"]),
                   str(row["apps_over_fair_bound_total"]))
     console.print(t)
+    sv = agg.get("sim_vs_real")
+    if sv:
+        ratios = "; ".join(f"{p} " + " ".join(f"{x:.2f}" for x in row.get("sim_over_real", []))
+                           for p, row in agg["policies"].items())
+        console.print(f"sim vs real per repeat — simulated / real mean ACT: {ratios}; ranking identical: "
+                      + " ".join("yes" if x else "NO" for x in sv["ranking_identical"])
+                      + "; largest error: " + " ".join(f"{x:.0%}" for x in sv["max_mean_act_error"]))
