@@ -52,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--repeat", type=int, default=1, metavar="N",
                    help="run the whole comparison N times on fresh servers, the policy order alternating, and "
                         "summarise the ratios to fcfs (mean, min, max); each repeat's outputs in OUT/repK (default 1)")
-    p.add_argument("--quick", action="store_true", help="20 short apps, fcfs vs justitia: about 3 minutes on 2 CPU cores")
+    p.add_argument("--quick", action="store_true", help="20 short apps, fcfs vs justitia: about 3 minutes on 2 CPU cores (the main job, make run)")
     p.add_argument("--out", default=None, help="output folder (default results/bench)")
     p.add_argument("--no-plots", action="store_true", help="skip act_cdf.png / slowdown.png")
     p.set_defaults(func=_handler)
