@@ -27,6 +27,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,36 +36,12 @@ PORTS = (8300, 8400)
 
 
 # ---------------------------------------------------------------------- measurement helpers
-def group_rss_bytes(pid: int) -> int:
-    """Resident memory of every process in ``pid``'s process group (Linux /proc)."""
+def _group_members(pid: int) -> Iterator[tuple[str, int]]:
+    """``(command line, resident bytes)`` of every process in ``pid``'s process group (Linux /proc)."""
     try:
         pgid = os.getpgid(pid)
     except ProcessLookupError:
-        return 0
-    total = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            if os.getpgid(int(entry)) != pgid:
-                continue
-            with open(f"/proc/{entry}/status") as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1]) * 1024
-                        break
-        except (ProcessLookupError, FileNotFoundError, PermissionError, OSError):
-            continue
-    return total
-
-
-def rss_by_process(pid: int) -> dict[str, int]:
-    """MiB of resident memory per process of ``pid``'s group, keyed by its title (APIServer/EngineCore/Worker)."""
-    try:
-        pgid = os.getpgid(pid)
-    except ProcessLookupError:
-        return {}
-    out: dict[str, int] = {}
+        return
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -74,11 +51,25 @@ def rss_by_process(pid: int) -> dict[str, int]:
             with open(f"/proc/{entry}/cmdline", "rb") as f:
                 cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
             with open(f"/proc/{entry}/status") as f:
-                kb = next(int(x.split()[1]) for x in f if x.startswith("VmRSS:"))
-        except (ProcessLookupError, FileNotFoundError, PermissionError, OSError, StopIteration):
+                kb = next((int(x.split()[1]) for x in f if x.startswith("VmRSS:")), 0)
+        except (ProcessLookupError, FileNotFoundError, PermissionError, OSError):
             continue
+        yield cmd, kb * 1024
+
+
+def group_rss_bytes(pid: int) -> int:
+    """Resident memory of every process in ``pid``'s process group."""
+    return sum(rss for _cmd, rss in _group_members(pid))
+
+
+def rss_by_process(pid: int) -> dict[str, int]:
+    """MiB of resident memory per process of ``pid``'s group, keyed by its title (APIServer/EngineCore/Worker)."""
+    out: dict[str, int] = {}
+    for cmd, rss in _group_members(pid):
+        if not rss:
+            continue  # no VmRSS (exiting process): not a member worth naming
         name = cmd.split()[0] if cmd.startswith("VLLM::") else ("APIServer" if "api_server" in cmd else cmd[:20])
-        out[name] = out.get(name, 0) + kb // 1024
+        out[name] = out.get(name, 0) + rss // (1024 * 1024)
     return out
 
 
