@@ -42,6 +42,11 @@ from justitia.sim.result import AppRecord, RunResult
 _SYNTH_ID_RANGE = (1000, 30000)
 
 
+def synthetic_prompt(rng: np.random.Generator, n: int) -> list[int]:
+    """``n`` random token ids (distinct prompts: no prefix-cache hits beyond chance)."""
+    return [int(t) for t in rng.integers(*_SYNTH_ID_RANGE, size=n)]
+
+
 @dataclass(slots=True)
 class Job:
     """One application of a stream, engine-agnostic: name, arrival and the program to run."""
@@ -78,7 +83,7 @@ def spec_job(spec: AppSpec, seed: int = 0, hint: bool = True) -> Job:
             last_stage = si == len(spec.stages) - 1
             n = len(stage.calls)
             await asyncio.gather(*(
-                app.complete([int(t) for t in rng.integers(*_SYNTH_ID_RANGE, size=c.prompt_tokens)],
+                app.complete(synthetic_prompt(rng, c.prompt_tokens),
                              max_tokens=c.output_tokens, last=last_stage and j == n - 1, temperature=0.0,
                              extra_body={"ignore_eos": True})
                 for j, c in enumerate(stage.calls)))
@@ -270,7 +275,7 @@ def warm_up(url: str, model: str | None = None, seed: int = 0) -> None:
             for n in WARMUP_BATCHES:
                 for p in WARMUP_PROMPTS:
                     await asyncio.gather(*(
-                        client.completions.create(model=m, prompt=[int(t) for t in rng.integers(*_SYNTH_ID_RANGE, size=p)],
+                        client.completions.create(model=m, prompt=synthetic_prompt(rng, p),
                                                   max_tokens=4, extra_body={"ignore_eos": True})
                         for _ in range(n)))
         finally:

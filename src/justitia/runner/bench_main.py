@@ -293,13 +293,14 @@ def _console() -> Any:
 
 
 def execute(policies: Sequence[str], jobs: Sequence[Any], args: argparse.Namespace, out: Path, console: Any,
-            label: str = "") -> list[Any]:
-    """Run the stream once per policy (fresh servers, or ``--endpoint``); the runs in ``policies`` order."""
+            layout: tuple[bool, list[int | None]], label: str = "") -> list[Any]:
+    """Run the stream once per policy (fresh servers, or ``--endpoint``); the runs in ``policies`` order.
+    ``layout`` is :func:`engine_cores`'s answer for these policies."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from justitia.runner.bench import run_stream
 
-    side_by_side, cores = engine_cores(len(policies), usable_cores(), args.sequential)
+    side_by_side, cores = layout
     runs: list[Any] = []
     pinned = [c for c in cores if c is not None]
     saved_affinity = usable_cores()
@@ -436,7 +437,7 @@ def main_from_args(args: argparse.Namespace) -> int:
         label = f"{k + 1}/{repeat} " if repeat > 1 else ""
         folder = out if repeat == 1 else out / f"rep{k + 1}"
         folder.mkdir(parents=True, exist_ok=True)
-        runs = execute(order, jobs, args, folder, console, label)
+        runs = execute(order, jobs, args, folder, console, (side_by_side, cores), label)
         runs.sort(key=lambda r: policies.index(r.policy))
         if repeat > 1:
             console.rule(f"repeat {k + 1} of {repeat} (order {', '.join(order)})")

@@ -83,14 +83,10 @@ class Sample:
         return float(self.prefill_tokens) ** 2
 
 
-def _rand_prompt(rng: np.random.Generator, n: int) -> list[int]:
-    return [int(t) for t in rng.integers(1000, 30000, size=n)]
-
-
 async def _measure(url: str, model: str, progress: Callable[[str], None], grid: str, seed: int) -> list[Sample]:
     from openai import AsyncOpenAI
 
-    from justitia.runner.bench import scrape
+    from justitia.runner.bench import scrape, synthetic_prompt
 
     rng = np.random.default_rng(seed)
     client = AsyncOpenAI(base_url=url.rstrip("/") + "/v1", api_key="EMPTY", max_retries=0, timeout=600)
@@ -113,11 +109,11 @@ async def _measure(url: str, model: str, progress: Callable[[str], None], grid: 
 
     try:
         # warm-up: first requests pay one-off costs
-        await client.completions.create(model=model, prompt=_rand_prompt(rng, 32), max_tokens=4)
+        await client.completions.create(model=model, prompt=synthetic_prompt(rng, 32), max_tokens=4)
         for p in PREFILL_GRID[grid]:
             for _ in range(2):
                 s0, c0 = prefill_time(raw_metrics())
-                await client.completions.create(model=model, prompt=_rand_prompt(rng, p), max_tokens=1)
+                await client.completions.create(model=model, prompt=synthetic_prompt(rng, p), max_tokens=1)
                 s1, c1 = prefill_time(raw_metrics())
                 if c1 > c0:
                     samples.append(Sample("prefill", p, 0, 0, (s1 - s0) / (c1 - c0)))
@@ -125,7 +121,7 @@ async def _measure(url: str, model: str, progress: Callable[[str], None], grid: 
         for n, p in DECODE_GRID[grid]:
             before = scrape(url)
             await asyncio.gather(*(
-                client.completions.create(model=model, prompt=_rand_prompt(rng, p), max_tokens=DECODE_TOKENS,
+                client.completions.create(model=model, prompt=synthetic_prompt(rng, p), max_tokens=DECODE_TOKENS,
                                           extra_body={"ignore_eos": True})
                 for _ in range(n)))
             after = scrape(url)
