@@ -31,6 +31,8 @@ class BrokenJustitia(Justitia):
             return [1, 2]  # type: ignore[return-value]
         return super().key(req)
 
+    listens_to_service = True  # served() records what it is told
+
     def served(self, req: Req, prefill_tokens: int, decode_tokens: int, held: float, now: float) -> None:
         if "served" in self.raise_in:
             raise RuntimeError("served exploded")

@@ -168,6 +168,8 @@ class Flaky(Policy):
     def request_arrived(self, req: Req, now: float) -> None:
         self.real.request_arrived(req, now)
 
+    listens_to_service = True  # served() records what it is told
+
     def served(self, req: Req, prefill: int, decode: int, held: float, now: float) -> None:
         self._maybe()
         self.real.served(req, prefill, decode, held, now)

@@ -179,6 +179,8 @@ class RecordingFCFS(FCFS):
         self.decoded: dict[str, int] = defaultdict(int)
         self.prefill: dict[str, int] = defaultdict(int)
 
+    listens_to_service = True  # served() records what it is told
+
     def served(self, req: Req, prefill_tokens: int, decode_tokens: int, held_token_iters: float, now: float) -> None:
         self.held[req.app_id] += held_token_iters
         self.decoded[req.app_id] += decode_tokens

@@ -89,6 +89,12 @@ class Policy(ABC):
     #: (their version bumps then concern only the arriving/leaving app, which has no queued request),
     #: so engines may keep a cached order of queued requests across those two events. False is always safe.
     app_events_keep_keys: ClassVar[bool] = False
+    #: True if the policy needs an application cost (an estimator; ``make_policy`` defaults it to ``oracle``).
+    needs_cost: ClassVar[bool] = False
+    #: True if :meth:`served` changes the policy's state; engines skip the per-iteration call otherwise.
+    listens_to_service: ClassVar[bool] = False
+    #: True if :meth:`changed_apps` reports exactly which apps' keys moved (else engines re-key everything).
+    reports_changed_apps: ClassVar[bool] = False
 
     def __init__(self, capacity_tokens: float, iteration_s: float, estimator: Estimator | None = None) -> None:
         if not (capacity_tokens > 0 and math.isfinite(capacity_tokens)):
@@ -163,6 +169,7 @@ class TracksChangedApps:
     :meth:`_init_changes` in ``__init__`` and :meth:`_mark` for every application whose key may have
     moved (whatever moves :attr:`Policy.version`); :meth:`set_capacity` marks all."""
 
+    reports_changed_apps: ClassVar[bool] = True
     _changed: set[str]
     _changed_all: bool
 

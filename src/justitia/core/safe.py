@@ -54,6 +54,8 @@ class SafePolicy(Policy):
     wrapped policy, so engines and tests can keep inspecting it through the wrapper.
     """
 
+    listens_to_service = True  # served() is always forwarded to the wrapped policy
+
     def __init__(self, inner: Policy) -> None:  # noqa: D107 - no super().__init__: state lives in inner
         if isinstance(inner, SafePolicy):
             inner = inner.inner
@@ -62,6 +64,7 @@ class SafePolicy(Policy):
         self.inner = inner
         self.name = inner.name  # report the wrapped policy's name ("justitia", "justitia-mlp")
         self.dynamic_keys = inner.dynamic_keys  # type: ignore[misc]
+        self.needs_cost = inner.needs_cost  # type: ignore[misc]
         self.fallbacks = 0
         """Exceptions (or invalid keys) caught from the wrapped policy; each forced FCFS for its step."""
         self.fallback_steps = 0

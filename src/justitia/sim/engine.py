@@ -162,11 +162,11 @@ class Simulator:
         self.specs = [apps[i] for i in order]
         self.total_requests = total
         # policy bookkeeping
-        self.dynamic = bool(getattr(policy, "dynamic_keys", False)) and config.exact_dynamic_keys
-        self.listens = type(policy).served is not Policy.served
-        self.keep_keys = bool(getattr(policy, "app_events_keep_keys", False)) and not self.dynamic
+        self.dynamic = policy.dynamic_keys and config.exact_dynamic_keys
+        self.listens = policy.listens_to_service
+        self.keep_keys = policy.app_events_keep_keys and not self.dynamic
         # the policy reports which apps' keys changed (Policy.changed_apps): re-key only their waiting requests
-        self.track = type(policy).changed_apps is not Policy.changed_apps
+        self.track = policy.reports_changed_apps
         self.pfa = config.preempt_for_admission
         self.pfa_min = config.admission_preempt_min_iters
         self.admission_preemptions = 0
@@ -366,7 +366,7 @@ class Simulator:
                         self.wver = policy.version
                     if self.rver == v0:
                         self.rver = policy.version
-                est = getattr(policy, "estimator", None)
+                est = policy.estimator
                 if est is not None:
                     app.estimated = float(est.estimate(info))
                 self._start_stage(app, 0, t_app)

@@ -95,6 +95,7 @@ class _LeastAttainedService(TracksChangedApps, Policy):
     """
 
     dynamic_keys: ClassVar[bool] = True
+    listens_to_service: ClassVar[bool] = True
 
     def __init__(
         self,

@@ -26,6 +26,7 @@ from justitia.core.policy import AppInfo, Estimator, Key, Policy, Req
 class Justitia(Policy):
     """Order by application virtual finish time ``F``; preempt the largest ``F`` first."""
 
+    listens_to_service: ClassVar[bool] = True
     name = "justitia"
     app_events_keep_keys = True  # arrivals/finishes never re-key other apps
     needs_cost: ClassVar[bool] = True

@@ -24,6 +24,7 @@ from justitia.core.policy import AppInfo, Estimator, Key, Policy, Req, TracksCha
 class SJF(TracksChangedApps, Policy):
     """Shortest remaining (estimated) application cost first (SJF eq. 1)."""
 
+    listens_to_service: ClassVar[bool] = True
     name = "sjf"
     needs_cost: ClassVar[bool] = True
     dynamic_keys: ClassVar[bool] = True

@@ -42,6 +42,7 @@ from justitia.core.policy import AppInfo, Estimator, Key, Policy, Req, TracksCha
 class VTC(TracksChangedApps, Policy):
     """Least weighted tokens served first, per application (VTC eqs. 1–2)."""
 
+    listens_to_service: ClassVar[bool] = True
     name = "vtc"
     dynamic_keys: ClassVar[bool] = True
 
