@@ -234,6 +234,18 @@ def estimator_names() -> list[str]:
     return sorted(_ESTIMATORS)
 
 
+def split_policy_name(name: str) -> tuple[str, str]:
+    """``"justitia-mlp"`` -> ``("justitia", "mlp")``: the longest registered policy name that is ``name``
+    or followed by ``-``, and the estimator suffix after it (``""`` if none). Registered names may hold a
+    dash themselves (``req-sjf``); raises ``ValueError`` naming the choices for an unknown policy."""
+    for base in sorted(_POLICIES, key=len, reverse=True):
+        if name == base:
+            return base, ""
+        if name.startswith(base + "-") and len(name) > len(base) + 1:
+            return base, name[len(base) + 1:]
+    raise ValueError(f"unknown policy {name!r}; choose one of: {', '.join(policy_names())}")
+
+
 def _resolve(target: str) -> Any:
     module, _, attr = target.partition(":")
     return getattr(importlib.import_module(module), attr)
@@ -267,9 +279,7 @@ def make_policy(
 
     Policies that need costs (``justitia``, ``sjf``) default to the ``oracle`` estimator.
     """
-    base, _, suffix = name.partition("-")
-    if base not in _POLICIES:
-        raise ValueError(f"unknown policy {name!r}; choose one of: {', '.join(policy_names())}")
+    base, suffix = split_policy_name(name)
     if suffix:
         if estimator is not None and estimator != suffix:
             raise ValueError(f"policy {name!r} names estimator {suffix!r} but estimator={estimator!r} was given")
