@@ -18,11 +18,13 @@ def _plan(*argv: str) -> BenchPlan:
 def test_quick_preset_and_defaults() -> None:
     p = _plan("--quick")
     assert p.policies == ("fcfs", "justitia") and p.n_apps == 20 and p.sizes == "quick" and p.rate == 1.0
-    assert p.name == "real-mix-quick" and p.clock == "wall" and p.step_s == pytest.approx(0.1)
+    assert p.name == "real-mix-quick" and p.clock == "steps" and p.step_s == pytest.approx(0.1)
     assert p.server == ServerSpec(kv_tokens=2048, model=None, prefix_caching=True, trace=False)
     assert p.out == Path("results/bench") and p.plots and p.hint and p.repeat == 1
     full = _plan()
     assert full.policies == ("fcfs", "vtc", "justitia") and full.n_apps == 40 and full.name == "real-mix-full"
+    assert full.clock == "wall" and _plan("--quick", "--clock", "wall").clock == "wall"
+    assert _plan("--quick", "--endpoint", "http://127.0.0.1:1", "--policies", "fcfs").clock == "wall"  # no counter there
 
 
 def test_options_reach_the_plan(tmp_path) -> None:

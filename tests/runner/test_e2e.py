@@ -9,8 +9,11 @@ import asyncio
 import csv
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+from justitia.cli import main
 
 pytestmark = pytest.mark.e2e
 
@@ -63,7 +66,6 @@ def test_real_apps_through_the_sdk(server_url: str) -> None:
 def test_bench_replays_a_workload_and_writes_the_report(server_url: str, tmp_path) -> None:
     from justitia.apps.model import AppSpec, dump_jsonl, load_jsonl
     from justitia.bench.report import SUMMARY_KEYS
-    from justitia.cli import main
 
     specs = [
         AppSpec.from_json({"app_id": "big", "arrival_s": 0.0, "type": "sc",
@@ -97,22 +99,26 @@ def test_bench_replays_a_workload_and_writes_the_report(server_url: str, tmp_pat
     assert b["engine_steps"] >= 12 and 0 < b["step_s"] < b["busy_s"] and b["failed_apps"] == 0
 
 
+def _small_workload(tmp_path: Path, gap_s: float, output_tokens: int) -> Path:
+    """Four tiny apps ``gap_s`` apart, one or two calls of 30 prompt tokens each; the JSONL's path."""
+    from justitia.apps.model import AppSpec, dump_jsonl
+
+    specs = [AppSpec.from_json({"app_id": f"a{i}", "arrival_s": gap_s * i, "type": "sc",
+                                "stages": [{"calls": [{"prompt_tokens": 30, "output_tokens": output_tokens}] * (1 + i % 2)}]})
+             for i in range(4)]
+    dump_jsonl(specs, tmp_path / "wl.jsonl")
+    return tmp_path / "wl.jsonl"
+
+
 def test_bench_starts_a_fresh_server_per_policy_and_compares_them(tmp_path) -> None:
     """The main job's path: servers started by the bench (one per policy), warmed up, streams run one
     after another on the pinned engine core, one reference for both, servers stopped afterwards."""
     pytest.importorskip("vllm")
-    from justitia.apps.model import AppSpec, dump_jsonl
-    from justitia.cli import main
     from justitia.vllm.serve import port_is_free
 
-    specs = [AppSpec.from_json({"app_id": f"a{i}", "arrival_s": 0.2 * i, "type": "sc",
-                                "stages": [{"calls": [{"prompt_tokens": 30, "output_tokens": 6}] * (1 + i % 2)}]})
-             for i in range(4)]
-    wl = tmp_path / "wl.jsonl"
-    dump_jsonl(specs, wl)
-    out = tmp_path / "out"
+    wl, out = _small_workload(tmp_path, gap_s=0.2, output_tokens=6), tmp_path / "out"
     assert main(["bench", "--policies", "fcfs,justitia", "--workload", str(wl), "--kv-tokens", "1024",
-                 "--port", str(PORT), "--quick", "--out", str(out), "--no-plots"]) == 0
+                 "--port", str(PORT), "--quick", "--clock", "wall", "--out", str(out), "--no-plots"]) == 0
     b = json.loads((out / "bench.json").read_text())
     assert list(b["policies"]) == ["fcfs", "justitia"] and b["failed_apps"] == {}
     for f in b["policies"].values():
@@ -128,14 +134,9 @@ def test_step_clocked_bench_releases_arrivals_by_engine_steps(tmp_path) -> None:
     stamped in steps, the verdict is in steps converted at the pooled step time and the wall-clock figures
     of the same runs are reported beside it."""
     pytest.importorskip("vllm")
-    from justitia.apps.model import AppSpec, dump_jsonl, load_jsonl
+    from justitia.apps.model import load_jsonl
 
-    specs = [AppSpec.from_json({"app_id": f"a{i}", "arrival_s": 0.4 * i, "type": "sc",
-                                "stages": [{"calls": [{"prompt_tokens": 30, "output_tokens": 8}] * (1 + i % 2)}]})
-             for i in range(4)]
-    wl = tmp_path / "wl.jsonl"
-    dump_jsonl(specs, wl)
-    out = tmp_path / "out"
+    wl, out = _small_workload(tmp_path, gap_s=0.4, output_tokens=8), tmp_path / "out"
     assert main(["bench", "--policies", "fcfs,justitia", "--workload", str(wl), "--kv-tokens", "1024",
                  "--clock", "steps", "--step-ms", "100", "--out", str(out), "--no-plots"]) == 0
     b = json.loads((out / "bench.json").read_text())

@@ -54,11 +54,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--repeat", type=int, default=1, metavar="N",
                    help="run the whole comparison N times on fresh servers, the policy order alternating, and "
                         "summarise the ratios to fcfs (mean, min, max); each repeat's outputs in OUT/repK (default 1)")
-    p.add_argument("--clock", choices=("wall", "steps"), default="wall",
+    p.add_argument("--clock", choices=("wall", "steps"), default=None,
                    help="wall: applications arrive at their wall-clock times; steps: arrivals released by the "
                         "engine's own step counter (arrival t at step t / --step-ms) and completion times "
                         "measured in engine steps, so a slow or busy host gives the same comparison; the wall-"
-                        "clock times of the same runs are printed beside it (default wall)")
+                        "clock times of the same runs are printed beside it (default wall; --quick: steps)")
     p.add_argument("--step-ms", type=float, default=DEFAULT_STEP_S * 1e3, metavar="MS",
                    help=f"reference step time of --clock steps, ms (default {DEFAULT_STEP_S * 1e3:g})")
     p.add_argument("--trace", action="store_true",

@@ -15,8 +15,8 @@ from pathlib import Path
 
 # Presets (measured on 2 CPU cores, KV 2,048 tokens): Poisson at 1 app/s overloads the engine (offered
 # load ≈ 3), so the order of service decides completion times, as on a busy GPU server.
-QUICK = {"apps": 20, "rate": 1.0, "sizes": "quick", "policies": "fcfs,justitia"}
-FULL = {"apps": 40, "rate": 1.0, "sizes": "full", "policies": "fcfs,vtc,justitia"}
+QUICK = {"apps": 20, "rate": 1.0, "sizes": "quick", "policies": "fcfs,justitia", "clock": "steps"}
+FULL = {"apps": 40, "rate": 1.0, "sizes": "full", "policies": "fcfs,vtc,justitia", "clock": "wall"}
 
 CLOCKS = ("wall", "steps")
 """``wall``: arrivals at their wall-clock times, times in seconds. ``steps``: arrivals released by the
@@ -121,5 +121,12 @@ def plan_from_args(args: argparse.Namespace) -> BenchPlan:
         rate=float(preset["rate"]) if args.rate is None else args.rate,
         sizes=sizes, seed=args.seed, workload=workload, endpoint=args.endpoint, port=args.port,
         sequential=args.sequential, hint=not args.no_hint, compare_sim=args.compare_sim, repeat=args.repeat,
-        plots=not args.no_plots, clock=args.clock, step_s=args.step_ms / 1e3, quick=args.quick,
+        plots=not args.no_plots, clock=_clock(args, preset), step_s=args.step_ms / 1e3, quick=args.quick,
     )
+
+
+def _clock(args: argparse.Namespace, preset: dict[str, object]) -> str:
+    """``--clock`` as given; else the preset's, except with ``--endpoint`` (no step counter to read)."""
+    if args.clock:
+        return str(args.clock)
+    return "wall" if args.endpoint else str(preset["clock"])
