@@ -12,6 +12,11 @@ Online refinement (beyond the paper, issue 4 §3): when the service an applicati
 passes its estimate, its estimate is raised to ``refine_factor ×`` the service so far and its tag
 moves (``F = S + Ĉ_new / w``), so an under-estimated application cannot keep a small key forever.
 When an application ends its true cost is known and its reference entry is corrected to it.
+
+Cluster replicas (DESIGN §7): an application whose ``AppInfo.features["finish_tag"]`` is set was
+tagged by the cluster dispatcher with its *global* finish tag; it is ordered by that tag (and by later
+ones pushed with :meth:`Justitia.set_finish_tag`), never by the local clock or local refinement.
+Without the feature the policy behaves exactly as on a single server.
 """
 
 from __future__ import annotations
@@ -52,12 +57,16 @@ class Justitia(Policy):
         self.refinements = 0
         self._order: dict[str, int] = {}  # arrival order: equal-F apps still run one after another
         self._next = 0
+        self._global: set[str] = set()  # apps ordered by the dispatcher's global finish tag
 
     def set_capacity(self, capacity_tokens: float, iteration_s: float | None = None) -> None:
         super().set_capacity(capacity_tokens, iteration_s)
         self.clock.set_rate(self.capacity_tokens, self.iteration_s)
 
     def app_arrived(self, app: AppInfo, now: float) -> None:
+        tag = app.features.get("finish_tag") if app.features else None
+        if tag is not None:
+            _check_tag(app.app_id, tag)  # before any state changes
         est = self.estimate(app)
         if not math.isfinite(est):
             raise ValueError(f"estimated cost of application {app.app_id!r} must be a finite number, got {est!r}")
@@ -70,6 +79,22 @@ class Justitia(Policy):
         self.served_cost[app.app_id] = 0.0
         self._order[app.app_id] = self._next
         self._next += 1
+        if tag is not None:
+            self.set_finish_tag(app.app_id, tag)
+
+    def set_finish_tag(self, app_id: str, tag: float) -> None:
+        """Order ``app_id`` by the cluster's global finish tag ``tag`` from now on (module doc)."""
+        _check_tag(app_id, tag)
+        if app_id not in self.finish:
+            raise KeyError(f"application {app_id!r} is unknown; the engine must call app_arrived() first")
+        self._global.add(app_id)
+        if self.finish[app_id] != tag:
+            self.finish[app_id] = float(tag)
+            self.version += 1
+
+    def finish_tag(self, app_id: str) -> float | None:
+        """The finish tag ``F`` that orders ``app_id`` now (``None`` once it ended)."""
+        return self.finish.get(app_id)
 
     def served(self, req: Req, prefill_tokens: int, decode_tokens: int, held_token_iters: float, now: float) -> None:
         app_id = req.app_id
@@ -88,6 +113,7 @@ class Justitia(Policy):
             self._retag(app_id, self.served_cost[app_id], now)
             for d in (self.finish, self.start, self.estimated, self.served_cost, self._order):
                 d.pop(app_id, None)
+            self._global.discard(app_id)
         super().app_finished(app_id, now)
 
     def tick(self, now: float) -> None:
@@ -102,6 +128,8 @@ class Justitia(Policy):
             return  # already out of the reference and the new cost keeps it out
         else:
             f = self.clock.arrive(app_id, now, cost, w, start=self.start[app_id])
+        if app_id in self._global:
+            return  # ordered by the dispatcher's global tag, not the local clock
         if f != self.finish[app_id]:
             self.finish[app_id] = f
             self.version += 1
@@ -113,3 +141,8 @@ class Justitia(Policy):
             raise KeyError(f"request {req.req_id!r} belongs to unknown application {req.app_id!r}; "
                            "the engine must call app_arrived() first") from None
         return (f, self.apps[req.app_id].arrival_s, self._order[req.app_id], req.arrival_s, req.seq)
+
+
+def _check_tag(app_id: str, tag: object) -> None:
+    if isinstance(tag, bool) or not isinstance(tag, (int, float)) or not math.isfinite(tag):
+        raise ValueError(f"finish_tag of application {app_id!r} must be a finite number, got {tag!r}")
