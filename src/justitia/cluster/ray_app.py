@@ -221,7 +221,13 @@ class Ingress:
     async def state(self) -> dict[str, Any]:
         """The dispatcher's state (tests and operators): sizes, replicas, where each app was served."""
         d = self.dispatcher
-        return {"stats": d.stats(), "events": d.events, "failures": self.failures,
+        pgids: list[int | None] = []
+        for h in self.replicas:
+            try:
+                pgids.append(await asyncio.wait_for(h.pgid.remote(), 5))
+            except Exception:  # noqa: BLE001 - restarting
+                pgids.append(None)
+        return {"stats": d.stats(), "events": d.events, "failures": self.failures, "pgids": pgids,
                 "replicas": [{"index": r.index, "up": r.up, "outstanding_requests": r.outstanding_requests,
                               "outstanding_work": r.outstanding_work} for r in d.replicas],
                 "served_by": {a: sorted(s) for a, s in self.served_by.items()}}
