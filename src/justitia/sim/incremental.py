@@ -69,14 +69,14 @@ class IncrementalAPI:
     def run_until(self: Simulator, t: float) -> None:
         """Process everything before time ``t``: arrivals and stage releases at or before the engine's
         iteration boundaries, and every iteration that *starts* before ``t`` — so the engine stops at the
-        first iteration boundary at or after ``t`` (an idle engine's clock moves to ``t``). The current
-        time becomes ``t``; an app added next may arrive at ``t`` even if the iteration in flight ends
-        later: it is queued at that iteration's end, as in :meth:`run`."""
+        first iteration boundary at or after ``t`` (an idle engine's clock moves to ``t``). Then the
+        current time (:attr:`time_s`) becomes ``t``; an app added next may arrive at ``t`` even if the
+        iteration in flight ends later: it is queued at that iteration's end, as in :meth:`run`."""
         if math.isnan(t):
             raise ValueError("run_until: the time is NaN")
+        self._timed(self._run_until, t)
         if t > self._clock and not math.isinf(t):
             self._clock = t
-        self._timed(self._run_until, t)
 
     def run(self: Simulator) -> RunResult:
         """Simulate every added application to the end and return the result."""
@@ -109,7 +109,8 @@ class IncrementalAPI:
     # ------------------------------------------------------------------ state
     @property
     def time_s(self: Simulator) -> float:
-        """The engine's current time: the latest :meth:`run_until` target (0 before any)."""
+        """The engine's current time: the latest finished :meth:`run_until`'s target (0 before any; during
+        a :meth:`run_until`, listeners see the engine's own time as ``now``)."""
         return self._clock
 
     @property
