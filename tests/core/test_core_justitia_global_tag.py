@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from core_policy_driver import Driver, assert_no_app_state
 
-from justitia.core.policy import make_policy
+from justitia.policies import make_policy
 
 CAP, IT = 1000.0, 0.02
 

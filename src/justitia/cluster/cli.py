@@ -41,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def _handler(args: argparse.Namespace) -> int:
     from justitia.cluster.placement import make_placement
-    from justitia.core.policy import make_policy
+    from justitia.policies import make_policy
 
     if args.replicas < 1:
         raise ValueError(f"--replicas must be >= 1, got {args.replicas}")

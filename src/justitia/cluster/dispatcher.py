@@ -28,7 +28,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from justitia.core.cost import call_cost
-from justitia.core.policy import AppInfo, Estimator, Req, make_policy
+from justitia.core.policy import AppInfo, Estimator, Req
+from justitia.policies import make_policy
 from justitia.cluster.placement import Placement, ReplicaLoad, make_placement
 
 
