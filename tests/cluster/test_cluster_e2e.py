@@ -90,7 +90,12 @@ def _app(url: str, app_id: str, calls: int, tokens: int = 12) -> list[tuple[int,
 
 
 def _state(url: str) -> dict[str, Any]:
-    return json.loads(_get(url + "/justitia/cluster")[1])
+    for _ in range(10):
+        status, body = _get(url + "/justitia/cluster", timeout=30)
+        if status == 200:
+            return json.loads(body)
+        time.sleep(1)
+    raise AssertionError(f"/justitia/cluster did not answer (last status {status})")
 
 
 def test_twenty_apps_all_answered_each_on_one_replica(cluster: str) -> None:

@@ -76,10 +76,18 @@ class VLLMReplica:
         assert self.server.proc is not None
         return self.server.proc.pid
 
-    def check_health(self) -> None:
-        if not self.server.alive() or not self.server.healthy():
-            self.server.stop(timeout=2)
-            raise RuntimeError(f"replica {self.index}: vLLM server is not healthy")
+    async def check_health(self) -> None:
+        """Ray calls this every 2 s; a dead server fails at once, one that stops answering after Ray's
+        three tries. Async: a blocking probe would stall the calls this replica is forwarding."""
+        if not self.server.alive():
+            self.server.stop(timeout=2)  # its engine may outlive the API server: the whole group goes
+            raise RuntimeError(f"replica {self.index}: vLLM server exited")
+        try:
+            status, _ = await asyncio.wait_for(self.get("/health"), 10)
+        except Exception as e:  # noqa: BLE001 - connection refused, timeout
+            raise RuntimeError(f"replica {self.index}: vLLM server does not answer /health ({type(e).__name__})") from e
+        if status != 200:
+            raise RuntimeError(f"replica {self.index}: vLLM server /health answered {status}")
 
     def __del__(self) -> None:
         try:
@@ -221,12 +229,14 @@ class Ingress:
     async def state(self) -> dict[str, Any]:
         """The dispatcher's state (tests and operators): sizes, replicas, where each app was served."""
         d = self.dispatcher
-        pgids: list[int | None] = []
-        for h in self.replicas:
+
+        async def pgid(h: Any) -> int | None:
             try:
-                pgids.append(await asyncio.wait_for(h.pgid.remote(), 5))
-            except Exception:  # noqa: BLE001 - restarting
-                pgids.append(None)
+                return int(await asyncio.wait_for(h.pgid.remote(), 2))
+            except Exception:  # noqa: BLE001 - a restarting replica answers later
+                return None
+
+        pgids = await asyncio.gather(*(pgid(h) for h in self.replicas))
         return {"stats": d.stats(), "events": d.events, "failures": self.failures, "pgids": pgids,
                 "replicas": [{"index": r.index, "up": r.up, "outstanding_requests": r.outstanding_requests,
                               "outstanding_work": r.outstanding_work} for r in d.replicas],
