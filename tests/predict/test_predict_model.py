@@ -113,7 +113,7 @@ def test_make_policy_justitia_mlp_uses_the_trained_model(trained, monkeypatch) -
     want = float(np.exp(model.predict_log(feature_matrix([info]))[0]))
     assert pol.estimate(info) == pytest.approx(want, rel=1e-12)
     pol.app_arrived(info, 0.0)
-    assert pol.estimated["a"] == pytest.approx(want, rel=1e-12)
+    assert pol.apps["a"].estimated == pytest.approx(want, rel=1e-12)
     # batch and single predictions agree
     assert pol.estimator.estimate_many([info, info]) == pytest.approx([want, want], rel=1e-12)
     for name, cls in (("justitia-typemean", TypeMeanEstimator), ("justitia-linear", LinearEstimator)):

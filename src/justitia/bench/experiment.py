@@ -153,7 +153,7 @@ def run_comparison(
     def one(name: str, cb: Callable[..., None] | None) -> None:
         policy = build_policy(name, cap, comp.iteration_s, estimator)
         result = sim.simulate(apps, policy, run_config, progress=cb)
-        result.policy = getattr(policy, "name", name)
+        result.policy = policy.name
         comp.results.append(result)
         comp.metrics.append(evaluate(result, apps, iteration_s=comp.iteration_s, capacity_tokens=cap,
                                      prefill_tokens_per_iter=prefill_chunk, path_iteration_s=comp.path_iteration_s))
