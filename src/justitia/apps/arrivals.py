@@ -104,14 +104,6 @@ def scale_to_load(apps: Sequence[AppSpec], load: float, service_rate: float) -> 
     return [dataclasses.replace(a, arrival_s=a.arrival_s * factor) for a in apps]
 
 
-def rate_for_load(load: float, mean_cost: float, service_rate: float) -> float:
-    """The app arrival rate λ (per second) at which apps of ``mean_cost`` offer ``load``."""
-    _check_rate(load, "load")
-    _check_rate(mean_cost, "mean_cost")
-    _check_rate(service_rate, "service_rate")
-    return load * service_rate / mean_cost
-
-
 def _check_rate(x: float, name: str) -> None:
     if not (isinstance(x, (int, float)) and np.isfinite(x) and x > 0):
         raise ValueError(f"{name} must be a positive finite number, got {x!r}")

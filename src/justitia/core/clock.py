@@ -136,33 +136,11 @@ class FairClock:
                 self.wsum = 0.0
 
     # ------------------------------------------------------------------ queries
-    def finish_tag(self, app_id: str) -> float | None:
-        """``F`` of an application still in the reference, else ``None``."""
-        e = self._apps.get(app_id)
-        return e.finish if e is not None else None
-
     def __contains__(self, app_id: str) -> bool:
         return app_id in self._apps
 
     def __len__(self) -> int:
         return len(self._apps)
-
-    def projected_finish_time(self, app_id: str) -> float | None:
-        """Real time at which ``app_id`` would leave if no other application arrived (diagnostic)."""
-        e = self._apps.get(app_id)
-        if e is None:
-            return None
-        t, v, wsum = self.now, self.v, self.wsum
-        seen: set[str] = set()
-        for f, _, other in sorted(self._heap):
-            o = self._apps.get(other)
-            if o is None or o.finish != f or f > e.finish or other in seen:
-                continue  # stale, later than ``app_id``, or a duplicate entry left by update_cost
-            seen.add(other)
-            t += (f - v) * wsum / self.rate
-            v = f
-            wsum -= o.weight
-        return t
 
 
 def fair_finish_times(

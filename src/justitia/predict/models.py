@@ -49,9 +49,6 @@ class TypeMeanTable:
     means: dict[str, float]
     overall: float
 
-    def predict_log_type(self, app_type: str) -> float:
-        return self.means.get(app_type, self.overall)
-
     def to_json(self) -> dict[str, Any]:
         return {"means": self.means, "overall": self.overall}
 
