@@ -1,4 +1,4 @@
-"""Arrival processes and load scaling (issue 2 §3: "Poisson or trace-driven arrivals at a chosen load").
+"""Arrival processes and load scaling (paper §5.1: trace arrivals squeezed to a load).
 
 **Offered load.** The engine's capacity is its KV memory ``M`` (tokens) held for one iteration of
 ``iteration_s`` seconds, i.e. ``service_rate = M / iteration_s`` token·iterations per second (the

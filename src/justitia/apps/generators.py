@@ -1,4 +1,4 @@
-"""One generator per application type (issue 2 §3; DESIGN §6: "applications are sets of correlated,
+"""One generator per application type (paper §5.1's agent classes; DESIGN §6: "applications are sets of correlated,
 often parallel inference calls").
 
 Each generator takes a seeded :class:`numpy.random.Generator` and returns one :class:`AppSpec`

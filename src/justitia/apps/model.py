@@ -1,4 +1,4 @@
-"""The application model and its JSONL format (issue 2 §3).
+"""The application model and its JSONL format (paper §3: an agent is stages of parallel inferences).
 
 An application is a list of stages; the calls of a stage run in parallel, and a stage starts when the
 previous one has finished plus its ``delay_s`` (tool / think time). One JSON object per line:

@@ -1,4 +1,4 @@
-"""Virtual clock of the fair-sharing reference (DESIGN §2).
+"""Virtual clock of the fair-sharing reference: GPS over active applications (paper §4.3, eq. 2; DESIGN §2).
 
 The reference is weighted generalised processor sharing (GPS) over *applications*: the engine's KV
 capacity ``M`` tokens is split among the applications active in the reference in proportion to their
@@ -148,7 +148,7 @@ def fair_finish_times(
 ) -> dict[str, float]:
     """Fluid GPS finish time of every application ``(app_id, arrival_s, cost, weight)``.
 
-    This is the fair-sharing reference used by the metrics (issue 2 §5): the same clock, fed the
+    This is the fair-sharing reference used by the metrics (paper §5.1's fair ratio): the same clock, fed the
     true costs, run to completion.
     """
     clock = FairClock(capacity_tokens, iteration_s)

@@ -1,4 +1,4 @@
-"""The predictor model file and its numpy forward pass (issue 4 §1–2).
+"""The predictor model file and its numpy forward pass (paper §4.2).
 
 A model file holds the trained MLP *and* the two baselines fitted on the same training split, so
 ``mlp``, ``typemean`` and ``linear`` estimators all serve from one file. Serving needs numpy only:
