@@ -12,7 +12,7 @@ events into :class:`~justitia.core.policy.Policy` events and the policy key into
 
 Configuration (environment of the EngineCore process):
 
-* ``JUSTITIA_POLICY`` — any name :func:`~justitia.core.policy.make_policy` accepts (``justitia``
+* ``JUSTITIA_POLICY`` — any name :func:`~justitia.policies.make_policy` accepts (``justitia``
   (default), ``fcfs``, ``vtc``, ``sjf``, ``plas``, ``atlas``, ``app_fcfs``, ``justitia-mlp`` …);
 * ``JUSTITIA_ESTIMATOR`` — cost estimator for policies that need one (default ``oracle``: the
   client's ``app_cost_hint``, else a prompt-based default, :class:`~justitia.core.estimators.OracleEstimator`);
