@@ -106,7 +106,8 @@ class Policy(ABC):
     #: (their version bumps then concern only the arriving/leaving app, which has no queued request),
     #: so engines may keep a cached order of queued requests across those two events. False is always safe.
     app_events_keep_keys: ClassVar[bool] = False
-    #: True if the policy needs an application cost (an estimator; :func:`justitia.policies.make_policy` defaults it to ``oracle``).
+    #: True if the policy needs an application cost (an estimator; :func:`justitia.policies.make_policy`
+    #: gives it the ``oracle`` by default).
     needs_cost: ClassVar[bool] = False
     #: True if :meth:`served` changes the policy's state; engines skip the per-iteration call otherwise.
     listens_to_service: ClassVar[bool] = False
