@@ -161,10 +161,17 @@ def _tree_when(pred: Callable[[list[int]], bool], launcher: subprocess.Popen[str
 
     def ok() -> bool:
         found[:] = descendants(launcher.pid)
-        return launcher.poll() is None and pred(found)
+        return launcher.poll() is not None or pred(found)
 
-    assert wait_until(ok, timeout), f"launcher exited {launcher.returncode} or the tree never formed: {found}"
+    assert wait_until(ok, timeout) and launcher.poll() is None, \
+        f"launcher exited ({launcher.returncode}) or its tree never formed: {found}\n{_output(launcher)}"
     return [launcher.pid, *found]
+
+
+def _output(launcher: subprocess.Popen[str]) -> str:
+    if launcher.poll() is None or launcher.stdout is None:
+        return ""
+    return launcher.stdout.read()[-3000:]
 
 
 def _has_engine(pids: list[int]) -> bool:
