@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-EXIT_AFTER_S = 15.0
+EXIT_AFTER_S = 5.0  # after the servers are stopped, the rest of the unwinding gets this long
 
 
 class Stoppable(Protocol):
