@@ -60,13 +60,13 @@ def started_server(policy: str, kv_tokens: int, port: int | None, model: str | N
 
 
 def free_ports(n: int, first: int | None = None) -> list[int]:
-    """``n`` distinct free ports in :data:`PORT_RANGE` (from ``first`` on when given)."""
+    """``n`` distinct free ports in :data:`PORT_RANGE` (in the 100 from ``first`` on when given)."""
     from justitia.vllm.serve import port_is_free
 
-    lo = first if first is not None else PORT_RANGE[0]
-    ports = [p for p in range(lo, PORT_RANGE[1]) if port_is_free("127.0.0.1", p)][:n]
+    lo, hi = PORT_RANGE if first is None else (first, first + 100)
+    ports = [p for p in range(lo, hi) if port_is_free("127.0.0.1", p)][:n]
     if len(ports) < n:
-        raise ValueError(f"need {n} free ports in {lo}-{PORT_RANGE[1] - 1}, found {len(ports)}")
+        raise ValueError(f"need {n} free ports in {lo}-{hi - 1}, found {len(ports)}")
     return ports
 
 
