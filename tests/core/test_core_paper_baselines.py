@@ -7,7 +7,8 @@ from core_policy_driver import Driver, assert_no_app_state
 
 from justitia.core.policies.justitia_c import KAPPA_START
 from justitia.core.policies.req_sjf import DEFAULT_OUTPUT_TOKENS
-from justitia.core.policy import AppInfo, make_policy
+from justitia.core.policy import AppInfo
+from justitia.policies import make_policy
 
 
 def _typed(d: Driver, app_id: str, t: float, app_type: str) -> None:
