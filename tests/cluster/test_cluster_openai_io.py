@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from justitia.cluster.openai_io import label_replica, prompt_tokens_guess, usage
-from justitia.runner.bench import parse_metrics
+from justitia.runner.server_stats import parse_metrics
 
 
 def test_usage_and_prompt_guess() -> None:

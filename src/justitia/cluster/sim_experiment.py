@@ -116,7 +116,7 @@ def main_from_args(args: argparse.Namespace) -> int:
     from justitia.apps.arrivals import scale_to_load
     from justitia.bench.experiment import engine_config, parse_policies, prepare_workload, reference_rate, validate_policies
     from justitia.bench.report import print_table, write_apps_csv
-    from justitia.bench import DEFAULT_APPS, DEFAULT_LOAD
+    from justitia.bench.defaults import DEFAULT_APPS, DEFAULT_LOAD
     from justitia.cluster.placement import make_placement
 
     console = Console()
