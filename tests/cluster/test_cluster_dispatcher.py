@@ -129,3 +129,19 @@ def test_bad_input_is_refused_with_a_clear_error() -> None:
         d.app_arrived(app("a", 0.0, 1.0), 0.0)
     with pytest.raises(KeyError, match="call 99"):
         d.call_finished(99, 1, 1, 0.0)
+
+
+def test_app_done_ends_the_app_once_its_last_call_in_flight_returns() -> None:
+    d = Dispatcher([M, M], IT, placement="global")
+    d.app_arrived(app("a", 0.0, 1e4), 0.0)
+    x, y = d.dispatch("a", 10, 0.0), d.dispatch("a", 10, 0.0)
+    d.call_finished(y.call_id, 10, 5, 0.1)
+    d.app_done("a", 0.1)  # y carried app_done, but x is still running
+    assert "a" in d.apps and d.finish_tag("a") is not None
+    d.call_finished(x.call_id, 10, 5, 0.2)
+    assert "a" not in d.apps and d.stats() == dict.fromkeys(d.stats(), 0)
+    d.app_arrived(app("b", 0.3, 1e4), 0.3)
+    z = d.dispatch("b", 10, 0.3)
+    d.call_failed(z.call_id, 0.4)
+    d.app_done("b", 0.4)  # nothing in flight: ends at once
+    assert d.stats() == dict.fromkeys(d.stats(), 0)

@@ -57,6 +57,7 @@ class _App:
     calls_in_flight: int = 0
     calls: int = 0
     spilled: int = 0
+    done: bool = False  # a call said app_done: end the app once no call is in flight
 
 
 @dataclass(slots=True)
@@ -122,6 +123,16 @@ class Dispatcher:
         self.reference.app_finished(app_id, now)
         self.events += 1
 
+    def app_done(self, app_id: str, now: float) -> None:
+        """A call of ``app_id`` carried ``app_done``: the application ends once none of its calls is in
+        flight (the single server's rule), at once if none is."""
+        app = self.apps.get(app_id)
+        if app is None:
+            return
+        app.done = True
+        if app.calls_in_flight == 0:
+            self.app_finished(app_id, now)
+
     def end_idle_apps(self, now: float, idle_s: float) -> list[str]:
         """End every application with no call in flight for ``idle_s`` seconds (a server's idle rule)."""
         ended = []
@@ -174,15 +185,14 @@ class Dispatcher:
         self.reference.served(app.ref, prompt_tokens, completion_tokens, cost, now)
         app.estimate = max(app.estimate, app.served)
         self.events += 1
-        if app.calls_in_flight == 0:
-            self._idle[app.info.app_id] = now
+        self._after_call(app, now)
 
     def call_failed(self, call_id: int, now: float) -> str:
         """A call ended without an answer (its replica died); returns its application id."""
         call = self._release(call_id)
         app = self.apps.get(call.app_id)
-        if app is not None and app.calls_in_flight == 0:
-            self._idle[app.info.app_id] = now
+        if app is not None:
+            self._after_call(app, now)
         return call.app_id
 
     def finish_tag(self, app_id: str) -> float | None:
@@ -209,6 +219,14 @@ class Dispatcher:
                 "replica_homed_apps": sum(r.homed_apps for r in self.replicas)}
 
     # ------------------------------------------------------------------ internals
+    def _after_call(self, app: _App, now: float) -> None:
+        if app.calls_in_flight:
+            return
+        if app.done:
+            self.app_finished(app.info.app_id, now)
+        else:
+            self._idle[app.info.app_id] = now
+
     def _start(self, app: _App, r: int, tokens: int, spilled: bool, now: float) -> Decision:
         cid = self._next_call
         self._next_call += 1

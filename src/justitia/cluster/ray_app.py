@@ -168,13 +168,9 @@ class Ingress:
                 asyncio.get_running_loop().create_task(self._watch(dec.replica))
                 continue
             used = usage(out) if status == 200 else None
-            if used is None:
-                d.call_failed(dec.call_id, self._now())
-            else:
-                d.call_finished(dec.call_id, used[0], used[1], self._now())
+            if used is not None:
                 self.served_by.setdefault(app_id, set()).add(dec.replica)
-            if tag.done or tag.app_id is None:
-                d.app_finished(app_id, self._now())
+            self._settle(dec.call_id, used, app_id, tag.done or tag.app_id is None)
             return Response(out, status_code=status, media_type="application/json",
                             headers={"x-justitia-replica": str(dec.replica)})
         if tag.app_id is None:
@@ -182,6 +178,16 @@ class Ingress:
         msg = f"application {app_id!r}: call not served ({last_error}); retry later"
         return JSONResponse({"error": {"message": msg, "type": "ServiceUnavailable", "param": None, "code": 503}},
                             status_code=503)
+
+    def _settle(self, call_id: int, used: tuple[int, int] | None, app_id: str, done: bool) -> None:
+        """Report a call's end to the dispatcher; ``done``: the call carried ``app_done`` (or was untagged)."""
+        d, now = self.dispatcher, self._now()
+        if used is None:
+            d.call_failed(call_id, now)
+        else:
+            d.call_finished(call_id, used[0], used[1], now)
+        if done:
+            d.app_done(app_id, now)
 
     async def _watch(self, index: int) -> None:
         """Put replica ``index`` back into placement once Ray has restarted it and it answers."""
