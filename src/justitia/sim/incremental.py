@@ -48,7 +48,11 @@ class IncrementalAPI:
             raise ValueError(f"duplicate app_id {spec.app_id!r} in the workload")
         cap = self.kv_capacity
         calls = 0
+        if not spec.stages:
+            raise ValueError(f"application {spec.app_id!r} has no stages")
         for si, st in enumerate(spec.stages):
+            if not st.calls:
+                raise ValueError(f"application {spec.app_id!r} stage {si} has no calls (it would never finish)")
             for c in st.calls:
                 if c.prompt_tokens < 1 or c.output_tokens < 1:
                     raise ValueError(f"application {spec.app_id!r} stage {si}: calls need prompt_tokens >= 1 and "
