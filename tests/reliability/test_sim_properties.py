@@ -39,7 +39,7 @@ from justitia.core.safe import SafePolicy
 from justitia.sim.config import EngineConfig, preset
 from justitia.sim.engine import Simulator, make_simulation_policy
 
-POLICIES = ["fcfs", "app_fcfs", "vtc", "sjf", "plas", "atlas", "justitia"]
+POLICIES = ["fcfs", "app_fcfs", "vtc", "sjf", "plas", "atlas", "justitia", "req-sjf", "justitia-c"]
 NO_STARVATION = ["fcfs", "app_fcfs", "plas", "atlas", "justitia"]  # sjf and vtc do not (see the contrast test)
 
 # A small engine where memory is scarce: 64 blocks of 16 tokens, 16 sequences, 256-token chunks.
@@ -236,6 +236,18 @@ def test_justitia_oracle_multi_stage_apps_finish_within_the_fair_bound(apps: lis
     m = check_bound(apps)
     late = [(a.app_id, a.delay_vs_fair_s, a.allowed_delay_s) for a in m.apps if a.over_bound]
     assert m.apps_over_fair_bound == 0, late
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(apps=workloads(max_apps=8, max_stages=2))
+def test_justitia_oracle_finishes_within_the_papers_bound_plus_its_critical_path(apps: list[AppSpec]) -> None:
+    # The paper's Theorem B.1 (bound eq. 4 of bench.metrics: (2·c_max + C_max) / M at the reference
+    # rate), with each app's critical path added: the fluid reference lets an app use all of M at once.
+    m = check_bound(apps)
+    assert m.paper_bound_s >= m.fair_bound_s > 0
+    late = [(a.app_id, a.delay_vs_fair_s, m.paper_bound_s + a.critical_path_s) for a in m.apps
+            if a.delay_vs_fair_s > m.paper_bound_s + a.critical_path_s + 1e-6]
+    assert not late
 
 
 # ---------------------------------------------------------------------- starvation

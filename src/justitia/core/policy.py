@@ -258,6 +258,8 @@ _POLICIES: dict[str, str] = {
     "plas": "justitia.core.policies.autellix:PLAS",
     "atlas": "justitia.core.policies.autellix:ATLAS",
     "justitia": "justitia.core.policies.justitia:Justitia",
+    "req-sjf": "justitia.core.policies.req_sjf:ReqSJF",
+    "justitia-c": "justitia.core.policies.justitia_c:JustitiaC",
 }
 
 
