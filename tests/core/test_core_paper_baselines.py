@@ -69,7 +69,7 @@ def test_justitia_c_kappa_is_measured_from_service_and_fixed_per_app() -> None:
     assert d.p.apps["a"].finish == f_a  # a's tag keeps the κ of its arrival
     d.finish_app("a", 2.0)
     d.finish_app("b", 2.0)
-    assert not d.p._kappa
+    assert not d.p.apps and d.p.state_entries() == 0
 
 
 def test_justitia_c_refuses_a_predicted_cost() -> None:
