@@ -46,6 +46,8 @@ class Justitia(Policy):
     app_events_keep_keys = True  # arrivals/finishes never re-key other apps
     needs_cost: ClassVar[bool] = True
     apps: dict[str, _JustitiaApp]  # type: ignore[assignment]
+    #: The per-application record (a variant may extend it).
+    record: ClassVar[type[_JustitiaApp]] = _JustitiaApp
 
     def __init__(
         self,
@@ -77,7 +79,7 @@ class Justitia(Policy):
         est = max(est, 0.0)  # a regression may dip below 0
         f = self.clock.arrive(app.app_id, now, est, app.weight)
         # S = V(now): arrive() advanced the clock to now
-        state = _JustitiaApp(app, order, finish=f, start=self.clock.v, estimated=est)
+        state = self.record(app, order, finish=f, start=self.clock.v, estimated=est)
         if tag is not None:
             state.finish, state.global_tag = float(tag), True
         return state
