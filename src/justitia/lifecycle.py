@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 
@@ -114,8 +115,10 @@ def stop_servers_on_signals(signals: Sequence[int] = STOP_SIGNALS,
             if _stopping is not None:
                 return  # already stopping: the first signal's stop is bounded, let it finish
             _stopping = signum
+        t0 = time.monotonic()
         n = stop_all()
-        print(f"{signal.Signals(signum).name}: stopped {n} server(s)", file=sys.stderr, flush=True)
+        print(f"{signal.Signals(signum).name}: stopped {n} server(s) in {time.monotonic() - t0:.1f} s",
+              file=sys.stderr, flush=True)
         if exit_after_s is not None:
             _exit_later(128 + signum, exit_after_s)
         raise Interrupted(signum)
