@@ -40,6 +40,8 @@ class Justitia(Policy):
     app_events_keep_keys = True  # arrivals/finishes never re-key other apps
     needs_cost: ClassVar[bool] = True
     apps: dict[str, _JustitiaApp]  # type: ignore[assignment]
+    #: The per-application record (a variant may extend it).
+    record: ClassVar[type[_JustitiaApp]] = _JustitiaApp
 
     def __init__(
         self,
@@ -68,7 +70,7 @@ class Justitia(Policy):
         est = max(est, 0.0)  # a regression may dip below 0
         f = self.clock.arrive(app.app_id, now, est, app.weight)
         # S = V(now): arrive() advanced the clock to now
-        return _JustitiaApp(app, order, finish=f, start=self.clock.v, estimated=est)
+        return self.record(app, order, finish=f, start=self.clock.v, estimated=est)
 
     def served(self, req: Req, prefill_tokens: int, decode_tokens: int, held_token_iters: float, now: float) -> None:
         app = self.apps.get(req.app_id)
