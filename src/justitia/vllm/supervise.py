@@ -92,6 +92,20 @@ def signal_all(pids: Sequence[int], sig: int) -> None:
             pass
 
 
+def report(what: str, pids: Sequence[int]) -> None:
+    """One line in the server's log: which processes had to be signalled."""
+    names = []
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+            names.append(f"{pid} {' '.join(cmd.split())[:60]}")
+        except OSError:
+            names.append(str(pid))
+    print(f"justitia supervise: {what} {len(pids)} process(es) still running: {', '.join(names)}",
+          file=sys.stderr, flush=True)
+
+
 def wait_tree(reaper: Reaper, until: float) -> list[int]:
     """Reap until no descendant is left or ``until`` (monotonic) passes; the descendants left."""
     while True:
@@ -110,11 +124,13 @@ def stop_tree(reaper: Reaper, grace: float) -> None:
     else:
         left = descendants(os.getpid())
     if left:
+        report("SIGTERM to", left)
         signal_all(left, signal.SIGTERM)
         left = wait_tree(reaper, time.monotonic() + grace)
     for _ in range(50):  # SIGKILL cannot be refused; repeat for anything forked meanwhile
         if not left:
             break
+        report("SIGKILL to", left)
         signal_all(left, signal.SIGKILL)
         left = wait_tree(reaper, time.monotonic() + 1.0)
     reaper.reap()
