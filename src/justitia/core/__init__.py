@@ -1,11 +1,13 @@
-"""Engine-agnostic scheduling core: cost, virtual clock, Policy interface and policies.
+"""Engine-agnostic scheduling core: cost (paper §4.1, eq. 1), virtual clock (§4.3, eq. 2–3), the Policy
+interface and the policies.
 
-Imports neither vLLM nor torch (DESIGN §1).
+Imports neither vLLM nor torch, nor :mod:`justitia.predict` (DESIGN §1); policies are built by name with
+their estimators in :mod:`justitia.policies`.
 """
 
 from justitia.core.clock import FairClock
 from justitia.core.cost import app_cost, call_cost
-from justitia.core.policy import AppInfo, Policy, Req, make_policy, policy_names
+from justitia.core.policy import AppInfo, Policy, Req, policy_class, policy_names, split_policy_name
 
 __all__ = [
     "AppInfo",
@@ -14,6 +16,7 @@ __all__ = [
     "Req",
     "app_cost",
     "call_cost",
-    "make_policy",
+    "policy_class",
     "policy_names",
+    "split_policy_name",
 ]

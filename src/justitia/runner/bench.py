@@ -15,7 +15,7 @@ over all policies of a comparison so they share one reference. (vLLM's inter-tok
 an iteration time: it includes the time a preempted request waits, so it grows with preemptions.)
 
 An application that fails (its call raised after the client's retries) is recorded with its error and
-left out of that run's result; :func:`justitia.runner.bench_main.evaluate_runs` then compares the
+left out of that run's result; :func:`justitia.runner.bench_report.evaluate_runs` then compares the
 policies on the applications that finished under all of them, and the report names the failures.
 """
 

@@ -12,7 +12,7 @@ events into :class:`~justitia.core.policy.Policy` events and the policy key into
 
 Configuration (environment of the EngineCore process):
 
-* ``JUSTITIA_POLICY`` — any name :func:`~justitia.core.policy.make_policy` accepts (``justitia``
+* ``JUSTITIA_POLICY`` — any name :func:`~justitia.policies.make_policy` accepts (``justitia``
   (default), ``fcfs``, ``vtc``, ``sjf``, ``plas``, ``atlas``, ``app_fcfs``, ``justitia-mlp`` …);
 * ``JUSTITIA_ESTIMATOR`` — cost estimator for policies that need one (default ``oracle``: the
   client's ``app_cost_hint``, else a prompt-based default, :class:`~justitia.core.estimators.OracleEstimator`);
@@ -74,8 +74,9 @@ from vllm.v1.core.sched.async_scheduler import AsyncScheduler
 from vllm.v1.core.sched.request_queue import RequestQueue, SchedulingPolicy
 from vllm.v1.core.sched.scheduler import Scheduler
 
-from justitia.core.policy import AppInfo, Key, Policy, Req, make_policy
+from justitia.core.policy import AppInfo, Key, Policy, Req, split_policy_name
 from justitia.core.safe import SafePolicy
+from justitia.policies import make_policy
 from justitia.vllm.metrics import recorder as metrics_recorder
 
 if TYPE_CHECKING:
@@ -214,9 +215,9 @@ class _App:
 def _policy_from_env(capacity_tokens: float, iteration_s: float) -> Policy:
     name = os.environ.get("JUSTITIA_POLICY", "justitia").strip() or "justitia"
     estimator = os.environ.get("JUSTITIA_ESTIMATOR", "").strip() or None
-    if estimator is not None and "-" in name:
-        estimator = None  # "justitia-mlp" names its estimator itself
     try:
+        if estimator is not None and split_policy_name(name)[1]:
+            estimator = None  # "justitia-mlp" names its estimator itself
         policy = make_policy(name, capacity_tokens, iteration_s, estimator=estimator)
     except ValueError as e:
         raise ValueError(f"JUSTITIA_POLICY={name!r} / JUSTITIA_ESTIMATOR={estimator!r}: {e}") from None
@@ -402,8 +403,6 @@ class JustitiaSchedulerMixin:
         """Sizes of all per-app / per-request state; all return to 0 once the engine is idle and
         every application has ended."""
         pol = self.justitia_policy
-        inner = getattr(pol, "inner", pol)
-        per_app = sum(len(d) for d in vars(inner).values() if isinstance(d, dict))
         return {
             "apps_seen": self.apps_seen,
             "apps_finished": self.apps_finished,
@@ -411,7 +410,7 @@ class JustitiaSchedulerMixin:
             "idle_apps": len(self._idle),
             "tracked_requests": len(self._reqs),
             "policy_apps": len(pol.apps),
-            "policy_state_entries": per_app,
+            "policy_state_entries": pol.state_entries(),
         }
 
     # ------------------------------------------------------------------ application lifecycle
@@ -523,10 +522,9 @@ class JustitiaSchedulerMixin:
 
     def _sync_metrics(self, force: bool) -> None:
         pol = self.justitia_policy
-        clock = getattr(pol, "clock", None)
         rec = self._metrics
-        rec.set_state(len(self._apps), getattr(clock, "v", None))
-        rec.sync_fallbacks(getattr(pol, "fallbacks", 0))
+        rec.set_state(len(self._apps), pol.virtual_time())
+        rec.sync_fallbacks(pol.fallbacks)
         rec.flush(force=force)
 
     def _preempt_request(self, request: Request, *args: Any, **kwargs: Any) -> Any:
