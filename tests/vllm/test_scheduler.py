@@ -12,11 +12,12 @@ import pytest
 
 pytest.importorskip("vllm")
 
-from justitia.vllm.testing import config_dir, create_justitia_scheduler, create_scheduler, make_request, step  # noqa: E402
+from vllm_helpers import config_dir, create_justitia_scheduler, create_scheduler, make_request, step  # noqa: E402
 from vllm.v1.request import RequestStatus  # noqa: E402
 
 from justitia.core.cost import call_cost  # noqa: E402
-from justitia.vllm.scheduler import JustitiaScheduler, PolicyRequestQueue  # noqa: E402
+from justitia.vllm.request_queue import PolicyRequestQueue  # noqa: E402
+from justitia.vllm.scheduler import JustitiaScheduler  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -210,7 +211,7 @@ def test_queue_resorts_when_policy_version_changes(model_dir: Path, monkeypatch:
     s.add_request(make_request("p1", app_id="P"))
     assert [r.request_id for r in q] == ["p0", "q0", "p1"]
     pol = s.justitia_policy
-    pol.served(s._reqs["p0"], 16, 1, 17.0, 0.1)  # P has now been served: Q goes first
+    pol.served(s.tracker.reqs["p0"], 16, 1, 17.0, 0.1)  # P has now been served: Q goes first
     assert [r.request_id for r in q] == ["q0", "p0", "p1"]
     assert q.pop_request().request_id == "q0" and len(q) == 2
     q.remove_request(s.requests["p1"])
