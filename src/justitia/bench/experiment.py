@@ -74,17 +74,14 @@ def parse_policies(text: str) -> list[str]:
 def build_policy(name: str, capacity_tokens: float, iteration_s: float, estimator: str = "oracle") -> Any:
     """A fresh policy by name. ``estimator`` applies to policies that need a cost (``justitia``, ``sjf``)
     unless the name carries its own (``justitia-mlp``); a non-oracle one shows in the policy's name."""
-    from justitia.core.policy import make_policy
+    from justitia.policies import make_policy, with_estimator
 
-    policy = make_policy(name, capacity_tokens, iteration_s)
-    if "-" not in name and getattr(policy, "needs_cost", False) and estimator != "oracle":
-        policy = make_policy(f"{name}-{estimator}", capacity_tokens, iteration_s)
-    return policy
+    return make_policy(with_estimator(name, estimator), capacity_tokens, iteration_s)
 
 
 def validate_policies(names: Sequence[str], estimator: str) -> None:
     """Fail fast (before simulating anything) on an unknown policy or estimator name."""
-    from justitia.core.policy import make_estimator
+    from justitia.predict.estimators import make_estimator
 
     make_estimator(estimator)
     for n in names:
@@ -190,7 +187,7 @@ def run_comparison(
     return comp
 
 
-GPU_PRESETS = {"h100": "h100-llama2-7b", "a100": "a100-llama2-7b"}
+GPU_PRESETS = {"h100": "h100-llama2-7b", "a100": "a100-llama2-7b", "a100-40gb": "a100-40gb-llama-7b"}
 
 
 def engine_config(gpu: str) -> Any:
@@ -211,23 +208,39 @@ def reference_rate(config: Any) -> tuple[float, float]:
 
 
 def prepare_workload(
-    workload: str, n_apps: int | None, load: float | None, seed: int, gpu: str
+    workload: str, n_apps: int | None, load: float | None, seed: int, gpu: str, density: float | None = None
 ) -> tuple[str, list[AppSpec]]:
     """The applications to serve and the workload's display name.
 
     A named workload gets ``n_apps`` (default 400) applications re-timed to ``load`` (default 0.9).
-    A JSONL file is replayed with its own arrival times unless ``load`` is given explicitly; ``n_apps``
-    keeps its first applications by arrival.
+    With ``density`` (the paper's 1×/2×/3×; ``paper-suite``'s default is 1 unless ``load`` is given)
+    it gets ``n_apps`` (default 300) applications at Mooncake submission times, ``300 / (18 min /
+    density)`` per second, not re-timed. A JSONL file is replayed with its own arrival times unless
+    ``load`` is given explicitly; ``n_apps`` keeps its first applications by arrival.
     """
     from justitia.apps.arrivals import scale_to_load
     from justitia.apps.workloads import WORKLOADS, load_workload
-    from justitia.bench.simulate_cli import DEFAULT_APPS, DEFAULT_LOAD
+    from justitia.bench import DEFAULT_APPS, DEFAULT_LOAD
 
     if n_apps is not None and n_apps < 1:
         raise ValueError(f"--apps must be a positive integer, got {n_apps}")
     if load is not None and not (math.isfinite(load) and load > 0):
         raise ValueError(f"--load must be a positive number, got {load}")
     named = workload in WORKLOADS
+    if density is not None and load is not None:
+        raise ValueError("--density and --load both set the arrivals: give one")
+    if workload == "paper-suite" and load is None and density is None:
+        density = 1.0
+    if density is not None:
+        from justitia.apps.arrivals import PAPER_AGENTS, density_rate
+        from justitia.apps.workloads import make_workload
+
+        if not named:
+            raise ValueError(f"--density needs a named workload, got the file {workload!r}")
+        if not (math.isfinite(density) and density > 0):
+            raise ValueError(f"--density must be a positive number, got {density}")
+        n = PAPER_AGENTS if n_apps is None else n_apps
+        return workload, make_workload(workload, n, seed, rate=density_rate(density), arrivals="mooncake")
     if named:
         n_apps = DEFAULT_APPS if n_apps is None else n_apps
         load = DEFAULT_LOAD if load is None else load
@@ -266,7 +279,8 @@ def main_from_args(args: argparse.Namespace) -> int:
     console = Console()
     policies = parse_policies(args.policies)
     validate_policies(policies, args.estimator)
-    name, apps = prepare_workload(args.workload, args.apps, args.load, args.seed, args.gpu)
+    name, apps = prepare_workload(args.workload, args.apps, args.load, args.seed, args.gpu,
+                                  getattr(args, "density", None))
     out = Path(args.out) if args.out else Path("results") / name
     calls = sum(a.num_calls for a in apps)
     console.print(f"[bold]{name}[/bold]: {len(apps)} applications, {calls} calls, seed {args.seed}, "

@@ -48,8 +48,9 @@ from vllm.v1.core.sched.async_scheduler import AsyncScheduler
 from vllm.v1.core.sched.request_queue import SchedulingPolicy
 from vllm.v1.core.sched.scheduler import Scheduler
 
-from justitia.core.policy import Key, Policy, Req, make_policy
+from justitia.core.policy import Key, Policy, split_policy_name
 from justitia.core.safe import SafePolicy
+from justitia.policies import make_policy
 from justitia.vllm.apps import AppTracker
 from justitia.vllm.metrics import recorder as metrics_recorder
 from justitia.vllm.profiler import StepProfiler, TraceWriter
@@ -76,9 +77,9 @@ _UNTRACKED = 9  # tier above SafePolicy's healthy (0) and fallback (1) keys
 def _policy_from_env(capacity_tokens: float, iteration_s: float) -> Policy:
     name = os.environ.get("JUSTITIA_POLICY", "justitia").strip() or "justitia"
     estimator = os.environ.get("JUSTITIA_ESTIMATOR", "").strip() or None
-    if estimator is not None and "-" in name:
-        estimator = None  # "justitia-mlp" names its estimator itself
     try:
+        if estimator is not None and split_policy_name(name)[1]:
+            estimator = None  # "justitia-mlp" names its estimator itself
         return make_policy(name, capacity_tokens, iteration_s, estimator=estimator)
     except ValueError as e:
         raise ValueError(f"JUSTITIA_POLICY={name!r} / JUSTITIA_ESTIMATOR={estimator!r}: {e}") from None
