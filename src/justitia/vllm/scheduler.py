@@ -12,7 +12,7 @@ policy (the one the simulator runs); this module only hooks vLLM: requests go to
 :class:`~justitia.vllm.request_queue.PolicyRequestQueue` s, the trace is :mod:`justitia.vllm.profiler`.
 
 Configuration (environment of the EngineCore process): ``JUSTITIA_POLICY`` (any name
-:func:`~justitia.core.policy.make_policy` accepts; default ``justitia``), ``JUSTITIA_ESTIMATOR``
+:func:`~justitia.policies.make_policy` accepts; default ``justitia``), ``JUSTITIA_ESTIMATOR``
 (default ``oracle``), ``JUSTITIA_APP_IDLE_S`` (the idle window that ends an application, 2 s),
 ``JUSTITIA_TRACE_FILE``. Invalid tags are dropped with a warning (the HTTP edge refuses them with a
 400); the engine never dies on bad input, and the policy runs inside :class:`~justitia.core.safe.SafePolicy`.
@@ -69,8 +69,10 @@ DEFAULT_ITERATION_S = 0.05
 EWMA_ALPHA = 0.2
 RESEND_REL = 0.25  # push a new iteration time to the policy when it moved by more than this ...
 RESEND_MIN_S = 1.0  # ... and at most once a second (each push may bump policy.version: a full re-key)
-SERVICE_EVERY = 16
+SERVICE_EVERY = 32
 """Steps between two service reports for running requests under static-key policies."""
+METRICS_EVERY_S = 0.1
+"""At most this often the gauges are handed to the Prometheus recorder (and when the engine goes idle)."""
 _UNTRACKED = 9  # tier above SafePolicy's healthy (0) and fallback (1) keys
 
 
@@ -127,8 +129,10 @@ class JustitiaSchedulerMixin:
         self.tracker = AppTracker(pol, _env_float("JUSTITIA_APP_IDLE_S", 2.0), self._trace.emit,
                                   self._metrics.app_completed)
         self._keys: dict[Request, Key] = {}  # last key handed out per request (running sort, trace)
+        self._placed: set[Request] = set()  # running requests in key order as of the last sort
         self._cursor: dict[str, list[Any]] = {}  # req_id -> [Req, outputs reported, prompt tokens reported]
         self._running_version = -1
+        self._metrics_next = 0.0
         self._step_started: float | None = None
         self.steps = 0
         self.waiting = PolicyRequestQueue(pol, self._key_of)
@@ -178,17 +182,39 @@ class JustitiaSchedulerMixin:
 
     def _sort_running(self) -> None:
         """Order ``self.running`` by key so vLLM's FCFS-mode victim ``running[-1]`` is the largest key.
-        Keys are recomputed only when ``policy.version`` changed (or keys are dynamic); otherwise the
-        remembered keys are used and Timsort on the (nearly) sorted list is O(n)."""
+
+        vLLM changes ``running`` only by appending (admissions), popping the tail (preemption) and
+        order-preserving removals, so after one sort only the requests appended since can be out of
+        place: when no key changed (``policy.version``, static keys) only that suffix is checked, and
+        the list is re-sorted only if it is out of order. O(appended) per step in the steady state."""
         running = self.running
         pol = self.justitia_policy
+        keys = self._keys
+        placed = self._placed
         if pol.version != self._running_version or pol.dynamic_keys:
             key_of = self._key_of
             for r in running:
                 key_of(r)
             self._running_version = pol.version
+        else:
+            i = len(running)
+            while i and running[i - 1] not in placed:
+                i -= 1
+            if i == len(running):
+                return  # nothing appended: still sorted
+            prev = keys[running[i - 1]] if i else None
+            for r in running[i:]:
+                k = keys[r]
+                if prev is not None and k < prev:
+                    break
+                prev = k
+                placed.add(r)
+            else:
+                return  # the appended requests extend the order
         if len(running) > 1:
-            running.sort(key=self._keys.__getitem__)
+            running.sort(key=keys.__getitem__)
+        placed.clear()
+        placed.update(running)
 
     def justitia_stats(self) -> dict[str, int]:
         """Sizes of all per-app / per-request state; all return to 0 once the engine is idle and
@@ -197,7 +223,7 @@ class JustitiaSchedulerMixin:
         inner = getattr(pol, "inner", pol)
         per_app = sum(len(d) for d in vars(inner).values() if isinstance(d, dict))
         return {**self.tracker.stats(), "policy_apps": len(pol.apps), "policy_state_entries": per_app,
-                "plugin_request_entries": len(self._keys) + len(self._cursor)}
+                "plugin_request_entries": len(self._keys) + len(self._cursor) + len(self._placed)}
 
     # ------------------------------------------------------------------ vLLM hooks: requests
     def add_request(self, request: Request) -> None:
@@ -220,6 +246,7 @@ class JustitiaSchedulerMixin:
         if cur is not None:
             self._report_service(request, cur, now)
         self._keys.pop(request, None)
+        self._placed.discard(request)
         status = getattr(request.status, "name", str(request.status))
         self.tracker.request_done(request.request_id, now, status=status,
                                   output_tokens=len(request.output_token_ids))
@@ -234,6 +261,7 @@ class JustitiaSchedulerMixin:
             self._trace.emit("preempted", req_id=request.request_id, app_id=cur[0].app_id if cur else None,
                              computed_tokens=request.num_computed_tokens, output_tokens=len(request.output_token_ids),
                              key=self._keys.get(request))
+        self._placed.discard(request)  # it leaves running; if it comes back it is appended anew
         out = super()._preempt_request(request, *args, **kwargs)  # type: ignore[misc]
         if cur is not None:
             cur[2] = 0  # its prompt will be computed again (recompute preemption)
@@ -262,6 +290,11 @@ class JustitiaSchedulerMixin:
         self._sync_metrics(force=False)
 
     def _sync_metrics(self, force: bool) -> None:
+        """Hand the gauges to the Prometheus recorder (which writes at most every 0.5 s)."""
+        t = time.monotonic()
+        if not force and t < self._metrics_next:
+            return
+        self._metrics_next = t + METRICS_EVERY_S
         pol = self.justitia_policy
         rec = self._metrics
         clock = getattr(pol, "clock", None)
@@ -270,19 +303,20 @@ class JustitiaSchedulerMixin:
         rec.flush(force=force)
 
     def update_from_output(self, scheduler_output: SchedulerOutput, model_runner_output: ModelRunnerOutput) -> Any:
-        t = time.monotonic()
+        t = time.monotonic() if self._prof is not None else 0.0
         out = super().update_from_output(scheduler_output, model_runner_output)  # type: ignore[misc]
         self._since_service += 1
         if self._service_every and self._since_service >= self._service_every:
             self._since_service = 0
-            self._report_running(t - self._t0)
+            self._report_running(self._now())
         if self._prof is not None:
             self._prof.updated(t, scheduler_output, self.has_requests())  # type: ignore[attr-defined]
-        if self._step_started is not None and scheduler_output.total_num_scheduled_tokens > 0:
-            self._observe_iteration(time.monotonic() - self._step_started)
+        started = self._step_started
+        if started is not None and scheduler_output.total_num_scheduled_tokens > 0:
+            self._observe_iteration(time.monotonic() - started)
             self._step_started = None
         self.steps += 1
-        if not self.has_requests():  # type: ignore[attr-defined]  # going idle: write the series now
+        if not self._cursor:  # no request left: going idle, write the series now
             self._sync_metrics(force=True)
         return out
 
@@ -290,29 +324,33 @@ class JustitiaSchedulerMixin:
     def _report_service(self, request: Request, cur: list[Any], now: float) -> None:
         """Report what ``request`` received since its last report (cost eq. 1 in closed form: the
         ``t``-th output token held ``p + t`` tokens; prompt tokens computed count as prefill)."""
-        req, o0, pre0 = cur
-        p = request.num_prompt_tokens
-        o1 = request.num_output_tokens
-        pre1 = min(request.num_computed_tokens, p)
-        if o1 == o0 and pre1 <= pre0:
-            return
-        cur[1] = o1
-        cur[2] = pre1
-        d = o1 - o0
-        held = float(d * p + (o1 * (o1 + 1) - o0 * (o0 + 1)) // 2) if d > 0 else 0.0
-        self.justitia_policy.served(req, max(pre1 - pre0, 0), max(d, 0), held, now)
-        if held:
-            app = self.tracker.apps.get(req.app_id)
-            if app is not None:
-                self._metrics.add_served(app.info.app_type, held)
+        held = _advance(cur, request)
+        if held is not None:
+            req = cur[0]
+            self.justitia_policy.served(req, held[0], held[1], held[2], now)
+            if held[2]:
+                app = self.tracker.apps.get(req.app_id)
+                if app is not None:
+                    self._metrics.add_served(app.info.app_type, held[2])
 
     def _report_running(self, now: float) -> None:
+        """:meth:`_report_service` for every running request (the served cost per type summed first)."""
         cursor = self._cursor
-        report = self._report_service
+        served = self.justitia_policy.served
+        apps = self.tracker.apps
+        per_app: dict[str, float] = {}
         for request in self.running:
             cur = cursor.get(request.request_id)
-            if cur is not None:
-                report(request, cur, now)
+            if cur is None or (held := _advance(cur, request)) is None:
+                continue
+            req = cur[0]
+            served(req, held[0], held[1], held[2], now)
+            per_app[req.app_id] = per_app.get(req.app_id, 0.0) + held[2]
+        add = self._metrics.add_served
+        for app_id, cost in per_app.items():
+            app = apps.get(app_id)
+            if app is not None:
+                add(app.info.app_type, cost)
 
     def _observe_iteration(self, dt: float) -> None:
         if not (dt > 0 and math.isfinite(dt)):
@@ -333,6 +371,26 @@ class JustitiaSchedulerMixin:
                 self._trace.emit("shutdown", stats=self.justitia_stats(),
                                  profile=self._prof.totals if self._prof else None)
                 self._trace.close()
+
+
+def _advance(cur: list[Any], request: Request) -> tuple[int, int, float] | None:
+    """Move a request's service cursor ``[Req, outputs, prompt tokens]`` to now; return
+    ``(prefill tokens, decode tokens, held token·iterations)`` since the last move, or ``None``."""
+    o0 = cur[1]
+    o1 = request.num_output_tokens
+    pre1 = request.num_computed_tokens
+    p = request.num_prompt_tokens
+    if pre1 > p:
+        pre1 = p
+    pre0 = cur[2]
+    if o1 == o0 and pre1 <= pre0:
+        return None
+    cur[1] = o1
+    cur[2] = pre1
+    d = o1 - o0
+    if d <= 0:
+        return (pre1 - pre0 if pre1 > pre0 else 0), 0, 0.0
+    return (pre1 - pre0 if pre1 > pre0 else 0), d, float(d * p + (o1 * (o1 + 1) - o0 * (o0 + 1)) // 2)
 
 
 class JustitiaScheduler(JustitiaSchedulerMixin, Scheduler):

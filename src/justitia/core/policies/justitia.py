@@ -54,8 +54,12 @@ class Justitia(Policy):
         self._next = 0
 
     def set_capacity(self, capacity_tokens: float, iteration_s: float | None = None) -> None:
+        version = self.version
         super().set_capacity(capacity_tokens, iteration_s)
         self.clock.set_rate(self.capacity_tokens, self.iteration_s)
+        # The new rate moves V from now on; no finish tag F moves, so no key does: engines keep
+        # their cached orders (the vLLM plugin pushes a new iteration time up to once a second).
+        self.version = version
 
     def app_arrived(self, app: AppInfo, now: float) -> None:
         est = self.estimate(app)
