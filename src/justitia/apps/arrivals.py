@@ -1,4 +1,4 @@
-"""Arrival processes and load scaling (issue 2 §3: "Poisson or trace-driven arrivals at a chosen load").
+"""Arrival processes and load scaling (paper §5.1: trace arrivals squeezed to a load).
 
 **Offered load.** The engine's capacity is its KV memory ``M`` (tokens) held for one iteration of
 ``iteration_s`` seconds, i.e. ``service_rate = M / iteration_s`` token·iterations per second (the
@@ -136,14 +136,6 @@ def scale_to_load(apps: Sequence[AppSpec], load: float, service_rate: float) -> 
     current = offered_load(apps, service_rate)
     factor = current / load
     return [dataclasses.replace(a, arrival_s=a.arrival_s * factor) for a in apps]
-
-
-def rate_for_load(load: float, mean_cost: float, service_rate: float) -> float:
-    """The app arrival rate λ (per second) at which apps of ``mean_cost`` offer ``load``."""
-    _check_rate(load, "load")
-    _check_rate(mean_cost, "mean_cost")
-    _check_rate(service_rate, "service_rate")
-    return load * service_rate / mean_cost
 
 
 def _check_rate(x: float, name: str) -> None:

@@ -1,4 +1,4 @@
-"""Named workloads: mixes of application types with arrival times (issue 2 §3, DESIGN §6).
+"""Named workloads: mixes of application types with arrival times (paper §5.1's 72/26/2 % mix, DESIGN §6).
 
 ``make_workload(name, n_apps, seed)`` returns ``n_apps`` applications sorted by arrival. Arrivals are
 Poisson at ``rate`` apps/s (default 1) unless the workload replays a trace; the simulator re-times

@@ -1,4 +1,4 @@
-"""Virtual clock of the fair-sharing reference (DESIGN §2).
+"""Virtual clock of the fair-sharing reference: GPS over active applications (paper §4.3, eq. 2; DESIGN §2).
 
 The reference is weighted generalised processor sharing (GPS) over *applications*: the engine's KV
 capacity ``M`` tokens is split among the applications active in the reference in proportion to their
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Hashable
 from dataclasses import dataclass
 
 
@@ -40,6 +41,10 @@ class _Entry:
 class FairClock:
     """Event-driven virtual time of weighted GPS over applications (clock eqs. 1–2).
 
+    Entries are keyed by any hashable id; one key is one application *incarnation* (the Justitia
+    policy uses its arrival order, so an application id reused after its application ended is a new
+    entry while the old one may still be in the reference).
+
     Costs: :meth:`arrive`, :meth:`update_cost` and :meth:`remove` are O(log n) amortised;
     :meth:`advance` is O(1) plus O(log n) per application that leaves the reference.
     """
@@ -48,8 +53,8 @@ class FairClock:
         self.now = 0.0
         self.v = 0.0
         self.wsum = 0.0
-        self._heap: list[tuple[float, int, str]] = []
-        self._apps: dict[str, _Entry] = {}
+        self._heap: list[tuple[float, int, Hashable]] = []
+        self._apps: dict[Hashable, _Entry] = {}
         self._seq = 0
         self.rate = 0.0
         self.set_rate(capacity_tokens, iteration_s)
@@ -64,9 +69,9 @@ class FairClock:
         self.rate = capacity_tokens / iteration_s
 
     # ------------------------------------------------------------------ events
-    def advance(self, t: float) -> list[tuple[str, float]]:
+    def advance(self, t: float) -> list[tuple[Hashable, float]]:
         """Move real time to ``t``; return ``(app_id, real_time)`` of each departure, in order."""
-        departed: list[tuple[str, float]] = []
+        departed: list[tuple[Hashable, float]] = []
         if t <= self.now:
             return departed
         heap = self._heap
@@ -93,7 +98,7 @@ class FairClock:
         self.now = t
         return departed
 
-    def arrive(self, app_id: str, t: float, cost: float, weight: float = 1.0, start: float | None = None) -> float:
+    def arrive(self, app_id: Hashable, t: float, cost: float, weight: float = 1.0, start: float | None = None) -> float:
         """Admit ``app_id`` at real time ``t``; return its finish tag ``F`` (clock eq. 2).
 
         ``start`` re-admits an application that already left with its original start tag ``S``
@@ -115,7 +120,7 @@ class FairClock:
         heapq.heappush(self._heap, (entry.finish, entry.seq, app_id))
         return entry.finish
 
-    def update_cost(self, app_id: str, cost: float) -> float:
+    def update_cost(self, app_id: Hashable, cost: float) -> float:
         """Re-tag an active application with a new total cost; return the new ``F`` (clock eq. 2)."""
         e = self._apps.get(app_id)
         if e is None:
@@ -126,7 +131,7 @@ class FairClock:
         heapq.heappush(self._heap, (e.finish, e.seq, app_id))
         return e.finish
 
-    def remove(self, app_id: str) -> None:
+    def remove(self, app_id: Hashable) -> None:
         """Take an application out of the reference early (e.g. aborted); no-op if it already left."""
         e = self._apps.pop(app_id, None)
         if e is not None and e.active:
@@ -136,33 +141,11 @@ class FairClock:
                 self.wsum = 0.0
 
     # ------------------------------------------------------------------ queries
-    def finish_tag(self, app_id: str) -> float | None:
-        """``F`` of an application still in the reference, else ``None``."""
-        e = self._apps.get(app_id)
-        return e.finish if e is not None else None
-
-    def __contains__(self, app_id: str) -> bool:
+    def __contains__(self, app_id: object) -> bool:
         return app_id in self._apps
 
     def __len__(self) -> int:
         return len(self._apps)
-
-    def projected_finish_time(self, app_id: str) -> float | None:
-        """Real time at which ``app_id`` would leave if no other application arrived (diagnostic)."""
-        e = self._apps.get(app_id)
-        if e is None:
-            return None
-        t, v, wsum = self.now, self.v, self.wsum
-        seen: set[str] = set()
-        for f, _, other in sorted(self._heap):
-            o = self._apps.get(other)
-            if o is None or o.finish != f or f > e.finish or other in seen:
-                continue  # stale, later than ``app_id``, or a duplicate entry left by update_cost
-            seen.add(other)
-            t += (f - v) * wsum / self.rate
-            v = f
-            wsum -= o.weight
-        return t
 
 
 def fair_finish_times(
@@ -170,7 +153,7 @@ def fair_finish_times(
 ) -> dict[str, float]:
     """Fluid GPS finish time of every application ``(app_id, arrival_s, cost, weight)``.
 
-    This is the fair-sharing reference used by the metrics (issue 2 §5): the same clock, fed the
+    This is the fair-sharing reference used by the metrics (paper §5.1's fair ratio): the same clock, fed the
     true costs, run to completion.
     """
     clock = FairClock(capacity_tokens, iteration_s)

@@ -1,4 +1,7 @@
-"""Engine-agnostic cost estimators (DESIGN §6). The learned ones live in :mod:`justitia.predict`."""
+"""The oracle cost estimator: the declared cost of an application (paper §5.5's "true cost"; DESIGN §6).
+
+The learned estimators (paper §4.2) live in :mod:`justitia.predict`, which also registers estimator names.
+"""
 
 from __future__ import annotations
 

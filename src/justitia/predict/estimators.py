@@ -107,10 +107,6 @@ class _ModelEstimator:
         if self.model is None:
             self.fallback = TypeMeanEstimator(table=None)
 
-    @property
-    def fell_back(self) -> bool:
-        return self.fallback is not None
-
     def _predict_log(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 

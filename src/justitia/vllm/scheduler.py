@@ -120,8 +120,7 @@ class JustitiaSchedulerMixin:
         self.iteration_s = self._sent_iteration_s = DEFAULT_ITERATION_S
         self._sent_at: float | None = None
         pol = self.justitia_policy = SafePolicy(_policy_from_env(self.capacity_tokens, self.iteration_s))
-        inner = getattr(pol, "inner", pol)
-        self._service_every = 1 if inner.dynamic_keys else (SERVICE_EVERY if inner.listens_to_service else 0)
+        self._service_every = 1 if pol.dynamic_keys else (SERVICE_EVERY if pol.listens_to_service else 0)
         self._since_service = 0
         self._trace = TraceWriter(os.environ.get("JUSTITIA_TRACE_FILE"), self._now)
         self._prof = StepProfiler(self._trace) if self._trace.enabled else None
@@ -220,9 +219,7 @@ class JustitiaSchedulerMixin:
         """Sizes of all per-app / per-request state; all return to 0 once the engine is idle and
         every application has ended."""
         pol = self.justitia_policy
-        inner = getattr(pol, "inner", pol)
-        per_app = sum(len(d) for d in vars(inner).values() if isinstance(d, dict))
-        return {**self.tracker.stats(), "policy_apps": len(pol.apps), "policy_state_entries": per_app,
+        return {**self.tracker.stats(), "policy_apps": len(pol.apps), "policy_state_entries": pol.state_entries(),
                 "plugin_request_entries": len(self._keys) + len(self._cursor) + len(self._placed)}
 
     # ------------------------------------------------------------------ vLLM hooks: requests
@@ -297,9 +294,8 @@ class JustitiaSchedulerMixin:
         self._metrics_next = t + METRICS_EVERY_S
         pol = self.justitia_policy
         rec = self._metrics
-        clock = getattr(pol, "clock", None)
-        rec.set_state(len(self.tracker.apps), clock.v if clock is not None else None)
-        rec.sync_fallbacks(getattr(pol, "fallbacks", 0))
+        rec.set_state(len(self.tracker.apps), pol.virtual_time())
+        rec.sync_fallbacks(pol.fallbacks)
         rec.flush(force=force)
 
     def update_from_output(self, scheduler_output: SchedulerOutput, model_runner_output: ModelRunnerOutput) -> Any:
