@@ -48,6 +48,7 @@ from vllm.v1.core.sched.async_scheduler import AsyncScheduler
 from vllm.v1.core.sched.request_queue import SchedulingPolicy
 from vllm.v1.core.sched.scheduler import Scheduler
 
+from justitia.core.cost import held_token_iters
 from justitia.core.policy import Key, Policy, split_policy_name
 from justitia.core.safe import SafePolicy
 from justitia.policies import make_policy
@@ -386,7 +387,7 @@ def _advance(cur: list[Any], request: Request) -> tuple[int, int, float] | None:
     d = o1 - o0
     if d <= 0:
         return (pre1 - pre0 if pre1 > pre0 else 0), 0, 0.0
-    return (pre1 - pre0 if pre1 > pre0 else 0), d, float(d * p + (o1 * (o1 + 1) - o0 * (o0 + 1)) // 2)
+    return (pre1 - pre0 if pre1 > pre0 else 0), d, held_token_iters(p, o0, d)
 
 
 class JustitiaScheduler(JustitiaSchedulerMixin, Scheduler):

@@ -98,6 +98,11 @@ class Justitia(Policy):
     def virtual_time(self) -> float:
         return self.clock.v
 
+    def in_reference(self, app_id: str) -> bool:
+        """True while the live application ``app_id`` is still in the fair-sharing reference (V < F)."""
+        app = self.apps.get(app_id)
+        return app is not None and app.order in self.clock
+
     def _retag(self, app: _JustitiaApp, cost: float, now: float) -> None:
         ref, w = app.order, app.info.weight
         app.estimated = cost
