@@ -4,7 +4,7 @@
 # A check, not part of pytest; vLLM's code is fetched into $WORK and never enters this repository.
 #
 #   benchmarks/vllm_scheduler_suite.sh [WORK_DIR]        (default /tmp/justitia-vllm-suite)
-#   PY=/path/to/python  FILES="test_scheduler.py ..."   (optional)
+#   PY=/path/to/python  FILES="test_scheduler.py ..."  PARALLEL=1   (optional; PARALLEL runs the three at once)
 #
 # The models the tests name (facebook/opt-125m, opt-350m) are stood in for by local folders holding
 # only a config.json (the scheduler reads nothing else); tests that need other models (llava, Qwen:
@@ -14,7 +14,7 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 REPO="$(dirname "$HERE")"
 WORK="${1:-/tmp/justitia-vllm-suite}"
 PY="${PY:-$REPO/.venv/bin/python}"
-FILES="${FILES:-test_scheduler.py test_async_scheduler.py test_priority_preemption_bug.py test_priority_scheduler_random.py test_deferred_block_free.py test_worker_slot_overflow.py test_swa_inflight_window_free.py test_prefix_replay.py}"
+FILES="${FILES:-test_scheduler.py test_async_scheduler.py test_priority_preemption_bug.py test_priority_scheduler_random.py}"
 mkdir -p "$WORK"
 cd "$WORK"
 
@@ -37,17 +37,18 @@ done
 paths=""
 for f in $FILES; do paths="$paths tests/v1/core/$f"; done
 run() {  # name, JUSTITIA_SUITE, JUSTITIA_POLICY
-  echo "== $1"
   PYTHONPATH="$REPO/src:$HERE:$WORK" HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 JUSTITIA_SUITE="$2" \
     JUSTITIA_POLICY="$3" JUSTITIA_APP_IDLE_S=2 \
     "$PY" -m pytest -q --noconftest -p vllm_suite_patch -p no:cacheprovider -rfE $paths \
     > "$WORK/$1.log" 2>&1 || true
-  tail -1 "$WORK/$1.log"
   grep -E "^(FAILED|ERROR) " "$WORK/$1.log" | sed 's/ - .*//' | sort > "$WORK/$1.failed" || true
 }
-run vllm vllm fcfs
-run plugin-fcfs plugin fcfs
-run plugin-justitia plugin justitia
+if [ "${PARALLEL:-0}" = 1 ]; then
+  run vllm vllm fcfs & run plugin-fcfs plugin fcfs & run plugin-justitia plugin justitia & wait
+else
+  run vllm vllm fcfs; run plugin-fcfs plugin fcfs; run plugin-justitia plugin justitia
+fi
+for n in vllm plugin-fcfs plugin-justitia; do echo "== $n: $(tail -1 "$WORK/$n.log")"; done
 echo "== failing under plugin-fcfs but not under vLLM's own scheduler:"
 comm -13 "$WORK/vllm.failed" "$WORK/plugin-fcfs.failed" || true
 echo "== failing under plugin-justitia but not under vLLM's own scheduler:"
