@@ -22,6 +22,7 @@ _COMMAND_MODULES = (
     "justitia.bench.simulate_cli",
     "justitia.runner.bench_cli",
     "justitia.vllm.serve_cli",
+    "justitia.cluster.cli",
     "justitia.vllm.model_cli",
     "justitia.runner.calibrate_cli",
     "justitia.predict.cli",

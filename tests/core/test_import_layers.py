@@ -141,6 +141,18 @@ def test_core_loads_nothing_of_predict() -> None:
         "import importlib, sys\n"
         f"for m in {core!r}:\n"
         "    importlib.import_module(m)\n"
+        # and use them: every registered policy, wrapped as the plugin wraps it, serves a request
+        "from justitia.core.estimators import OracleEstimator\n"
+        "from justitia.core.policy import AppInfo, Req, policy_class, policy_names\n"
+        "from justitia.core.safe import SafePolicy\n"
+        "for name in policy_names():\n"
+        "    cls = policy_class(name)\n"
+        "    p = SafePolicy(cls(1000.0, 0.01, estimator=OracleEstimator() if cls.needs_cost else None))\n"
+        "    p.app_arrived(AppInfo('a', 0.0, cost_hint=10.0), 0.0)\n"
+        "    r = Req('r', 'a', 0.0, 0, prompt_tokens=5)\n"
+        "    p.request_arrived(r, 0.0)\n"
+        "    p.served(r, 5, 1, 6.0, 0.1)\n"
+        "    assert p.key(r)[0] == 0 and p.fallbacks == 0, name\n"
         "bad = sorted(m for m in sys.modules if m == 'justitia.predict' or m.startswith('justitia.predict.'))\n"
         "print(len([m for m in sys.modules if m.startswith('justitia.core')]), bad)\n"
     )

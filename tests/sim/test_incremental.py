@@ -186,6 +186,10 @@ def test_bad_incremental_use_is_a_clear_error() -> None:
         sim.finish()
     with pytest.raises(ValueError, match="no applications"):
         Simulator([], make_simulation_policy("fcfs", cfg), cfg).run()
+    with pytest.raises(ValueError, match="'empty' stage 1 has no calls"):
+        sim.add_app(AppSpec("empty", 4.0, "chat", (Stage((Call(10, 10),)), Stage(()))))
+    with pytest.raises(ValueError, match="'bare' has no stages"):
+        sim.add_app(AppSpec("bare", 4.0, "chat", ()))
 
 
 def test_listener_may_add_apps_as_calls_finish() -> None:
@@ -217,3 +221,20 @@ def test_listener_may_add_apps_as_calls_finish() -> None:
     assert len(got) == 16 and set(obs.added) == {f"next-{a.app_id}" for a in apps}
     for app_id, t in obs.added.items():
         assert got[app_id].arrival_s == t and got[app_id].completion_s > t
+
+
+def test_apps_added_out_of_arrival_order_arrive_in_order() -> None:
+    """Future arrivals added in any order are served as if given up front (the result lists apps in the
+    order they were added)."""
+    cfg = small_config(capacity=2048)
+    apps = random_apps(1)
+    expected = {r.app_id: r for r in Simulator(apps, make_simulation_policy("justitia", cfg), cfg).run().apps}
+    sim = Simulator([], make_simulation_policy("justitia", cfg), cfg)
+    for a in reversed(apps):
+        sim.add_app(a)
+    sim.run_until(math.inf)
+    got = sim.finish().apps
+    assert [r.app_id for r in got] == [a.app_id for a in reversed(apps)]
+    assert {r.app_id: r for r in got} == expected
+    with pytest.raises(ValueError, match="finite"):
+        sim.add_app(AppSpec("never", math.inf, "chat", (Stage((Call(10, 10),)),)))

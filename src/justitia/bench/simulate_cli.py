@@ -50,10 +50,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                    help="engine preempts larger-key running requests to admit the smallest-key waiting one "
                         "(EngineConfig.preempt_for_admission; default: vLLM 0.32's behaviour, never)")
     p.add_argument("--no-plots", action="store_true", help="skip act_cdf.png / slowdown.png")
+    p.add_argument("--replicas", type=int, default=None,
+                   help="simulate a cluster of N engines behind the Justitia dispatcher (justitia.cluster); "
+                        "--load is then relative to the whole cluster, --apps defaults to 400 x N")
+    p.add_argument("--placement", default="global",
+                   help="with --replicas: round-robin | least-loaded | affinity | global (comma-separated: each)")
+    p.add_argument("--spill", action="store_true",
+                   help="with --replicas: an app whose fan-out exceeds its replica spills calls to others")
     p.set_defaults(func=_handler)
 
 
 def _handler(args: argparse.Namespace) -> int:
+    if args.replicas is not None:
+        from justitia.cluster.sim_experiment import main_from_args as cluster_main
+
+        return cluster_main(args)
     from justitia.bench.experiment import main_from_args
 
     return main_from_args(args)

@@ -3,8 +3,9 @@ iteration in lock-step (vLLM v1 continuous batching; latency eq. 1 reads their w
 
 A member's context at the start of engine iteration ``i`` is ``context_offset + i`` tokens, so an
 iteration that only decodes changes no member. The group keeps what the engine needs in O(1) or O(bs):
-how many members have each *phase* ``offset mod bs`` (a member needs a new block at the iterations where
-its context is a multiple of ``bs``: :mod:`justitia.sim.kvcache`), the sum of the offsets (the KV tokens
+how many members have each *phase* ``offset mod bs`` (``phase_counts``: a member needs a new block at the
+iterations where its context is a multiple of ``bs``; :mod:`justitia.sim.kvcache` turns the counts into
+the blocks ``k`` iterations need and how long the free blocks last), the sum of the offsets (the KV tokens
 read), and a heap of the iterations at which members finish.
 """
 
@@ -13,9 +14,7 @@ from __future__ import annotations
 import heapq
 import math
 import operator
-from collections.abc import Iterator
-
-from justitia.sim.kvcache import allocs_over, blocks_for, steps_until_full
+from justitia.sim.kvcache import blocks_for
 from justitia.sim.request import DECODE, PENDING, SimRequest
 
 NEVER = 1 << 62  # "no such iteration" for iteration counts
@@ -80,14 +79,6 @@ class DecodeGroup:
         """Blocks the members hold at the start of ``iteration`` (O(members), for invariant checks)."""
         return sum(blocks_for(r.context_offset + iteration, self.block_size) for r in self.members.values())
 
-    def allocs_over(self, iteration: int, k: int) -> int:
-        """New blocks the members need over iterations ``iteration .. iteration+k-1``."""
-        return allocs_over(self.phase_counts, iteration, k, self.block_size, self.size)
-
-    def steps_until_full(self, iteration: int, free: int) -> int:
-        """How many iterations from ``iteration`` on ``free`` blocks last."""
-        return steps_until_full(self.phase_counts, iteration, free, self.block_size, self.size)
-
     def iterations_to_next_finish(self, iteration: int) -> int:
         """Iterations from ``iteration`` until the next member finishes (``NEVER`` if none)."""
         h = self.finish_heap
@@ -99,22 +90,21 @@ class DecodeGroup:
             heapq.heappop(h)
         return NEVER
 
-    def finished_by(self, iteration: int) -> Iterator[SimRequest]:
-        """The members that have generated their last token at the start of ``iteration``, taken off the
-        finish heap one by one (each still a member when yielded: the caller removes it)."""
+    def pop_finished(self, iteration: int) -> SimRequest | None:
+        """A member that has generated its last token at the start of ``iteration``, its entry taken off
+        the finish heap (still a member: the caller removes it before asking for the next); ``None``
+        when there is none. Members finish in (finish iteration, running order)."""
         h = self.finish_heap
         while h:
             e = h[0]
-            if e[0] > iteration:
-                r = e[3]
-                if r.state == DECODE and r.finish_iteration == e[0] and r.run_order == e[1]:
-                    return
-                heapq.heappop(h)
-                continue
-            heapq.heappop(h)
             r = e[3]
-            if r.state == DECODE and r.finish_iteration == e[0] and r.run_order == e[1]:
-                yield r
+            valid = r.state == DECODE and r.finish_iteration == e[0] and r.run_order == e[1]
+            if e[0] > iteration and valid:
+                return None
+            heapq.heappop(h)
+            if valid:
+                return r
+        return None
 
 
 def steps_to_reach(t1: float, half: float, d: float) -> int:

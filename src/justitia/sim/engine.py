@@ -31,7 +31,7 @@ from justitia.core.policy import Policy
 from justitia.sim.config import EngineConfig, nominal_iteration_s
 from justitia.sim.decoding import NEVER, DecodeGroup, steps_to_reach
 from justitia.sim.iteration import DetailedIteration
-from justitia.sim.kvcache import blocks_for
+from justitia.sim.kvcache import allocs_over, blocks_for, steps_until_full
 from justitia.sim.lifecycle import AppLifecycle
 from justitia.sim.preemption import Preemption
 from justitia.sim.request import SimRequest
@@ -63,6 +63,7 @@ class Simulator(IncrementalAPI, AppLifecycle, DetailedIteration, Preemption):
         self.trace = trace
         self.block_size = config.block_size
         self.num_blocks = config.num_blocks
+        self.kv_capacity = config.kv_capacity
         # what the policy declares (Policy class attributes)
         self.dynamic_keys = policy.dynamic_keys and config.exact_dynamic_keys  # keys re-read at every decision
         self.reports_service = policy.listens_to_service
@@ -72,7 +73,9 @@ class Simulator(IncrementalAPI, AppLifecycle, DetailedIteration, Preemption):
         # applications: not yet arrived (heap of (arrival_s, index, spec)), delayed stages, results
         self.apps: list[AppSpec] = []  # in the order added
         self.app_ids: set[str] = set()
-        self.arrivals: list[tuple[float, int, AppSpec]] = []
+        # arrivals: sorted by (arrival_s, index) from position next_arrival on, ending in a sentinel at inf
+        self.arrivals: list[tuple[float, int, AppSpec | None]] = [(_INF, -1, None)]
+        self.next_arrival = 0
         self.stage_releases: list[tuple[float, int, Any, int]] = []  # (time, tie-break, SimApp, stage)
         self._release_seq = 0
         self.records: list[AppRecord | None] = []
@@ -109,6 +112,8 @@ class Simulator(IncrementalAPI, AppLifecycle, DetailedIteration, Preemption):
         self.preemption_log: list[tuple[float, str, Any, Any]] = []
         self.admission_log: list[tuple[float, str, Any, Any]] = []
         self._decode_base_s: dict[int, float] = {}  # LatencyModel.decode_base_s by batch size
+        self._kv_s_per_token = config.latency.kv_s_per_token
+        self._macro_steps = config.macro_steps
         self._init_incremental(listener)
         for i in sorted(range(len(apps)), key=lambda i: apps[i].arrival_s):
             self._add(apps[i])
@@ -119,11 +124,15 @@ class Simulator(IncrementalAPI, AppLifecycle, DetailedIteration, Preemption):
         policy = self.policy
         waiting = self.waiting.requests
         decode = self.decode
+        releases = self.stage_releases
+        max_seqs = self.config.max_num_seqs
         while True:
             now = self.now
             if now >= until:
                 return
-            t_next = self._next_event_s()
+            t_next = self.arrivals[self.next_arrival][0]  # the next event (as _next_event_s, inline: hot)
+            if releases and releases[0][0] < t_next:
+                t_next = releases[0][0]
             if t_next <= now:
                 self._ingest(now)
                 t_next = self._next_event_s()
@@ -139,26 +148,25 @@ class Simulator(IncrementalAPI, AppLifecycle, DetailedIteration, Preemption):
                 self._report_all_service()
                 every = self.config.served_every
                 self.next_service_report = (self.iteration // every + 1) * every
-            can_advance, eligible_in = self._can_advance_decoding()
-            if can_advance:
-                self._advance_decoding(t_next if t_next < until else until, eligible_in)
-            else:
-                self._detailed_step()
+            n = decode.size
+            if n and self.prefilling is None:
+                needed = decode.blocks_needed(self.iteration)
+                if needed <= self.free:  # no decoder needs preempting: decode-only unless one can be admitted
+                    if not waiting or n >= max_seqs:
+                        self._advance_decoding(t_next if t_next < until else until, NEVER, needed)
+                        continue
+                    blocked, eligible_in = self._admission_blocked(self.free - needed, n)
+                    if blocked:
+                        self._advance_decoding(t_next if t_next < until else until, eligible_in, needed)
+                        continue
+            self._detailed_step()
 
-    def _can_advance_decoding(self) -> tuple[bool, int]:
-        """Is the next iteration decode-only (no prefill, nothing admissible, no preemption)? Also: in how
-        many iterations a running request becomes preemptible for admission (``NEVER`` if not asked)."""
-        decode = self.decode
-        n = decode.size
-        if not n or self.prefilling is not None:
-            return False, NEVER
-        free = self.free - decode.blocks_needed(self.iteration)  # after this iteration's blocks
-        if free < 0:
-            return False, NEVER
+    def _admission_blocked(self, free: int, n: int) -> tuple[bool, int]:
+        """With ``n`` decoders and ``free`` blocks left after their next iteration, can no waiting request
+        be admitted (so the iteration is decode-only)? Also: in how many iterations a running request
+        becomes preemptible for admission (``NEVER`` if that does not apply)."""
         budget = self.config.max_num_batched_tokens - n
         waiting = self.waiting
-        if not waiting.requests or n >= self.config.max_num_seqs:
-            return True, NEVER
         if self.dynamic_keys:
             # with preemption for admission, keys decide every iteration a request waits
             return not self.preempt_for_admission and not waiting.admissible(free, budget, n), NEVER
@@ -172,7 +180,7 @@ class Simulator(IncrementalAPI, AppLifecycle, DetailedIteration, Preemption):
             return plan is None, eligible_in
         return True, NEVER
 
-    def _advance_decoding(self, horizon: float, eligible_in: int) -> None:
+    def _advance_decoding(self, horizon: float, eligible_in: int, needed: int) -> None:
         """Run ``k >= 1`` decode-only iterations at once (closed form), stopping at the first boundary at
         or after ``horizon`` (the next arrival), a finish, a service report, the blocks running out or a
         running request becoming preemptible for admission."""
@@ -180,27 +188,32 @@ class Simulator(IncrementalAPI, AppLifecycle, DetailedIteration, Preemption):
         n = decode.size
         iteration = self.iteration
         now = self.now
-        latency = self.config.latency
         t_n = self._decode_base_s.get(n)
         if t_n is None:
-            t_n = self._decode_base_s[n] = latency.decode_base_s(n)
+            t_n = self._decode_base_s[n] = self.config.latency.decode_base_s(n)
         kv0 = decode.kv_tokens(iteration)
-        t1 = t_n + latency.kv_s_per_token * kv0  # the first iteration
-        half = latency.kv_s_per_token * n * 0.5  # iteration j lasts t1 + 2·half·j
-        if self.config.macro_steps:
+        kappa = self._kv_s_per_token
+        t1 = t_n + kappa * kv0  # the first iteration
+        half = kappa * n * 0.5  # iteration j lasts t1 + 2·half·j
+        if self._macro_steps:
             k = decode.iterations_to_next_finish(iteration)
             if self.reports_service and self.next_service_report - iteration < k:
                 k = self.next_service_report - iteration
             if horizon != _INF and k > 1:
-                k = min(k, steps_to_reach(t1, half, horizon - now))
+                k_horizon = steps_to_reach(t1, half, horizon - now)
+                if k_horizon < k:
+                    k = k_horizon
             if n * (k // self.block_size + 1) > self.free:  # k iterations might need more blocks than are free
-                k = min(k, decode.steps_until_full(iteration, self.free))
+                k_full = steps_until_full(decode.phase_counts, iteration, self.free, self.block_size, n)
+                if k_full < k:
+                    k = k_full
             if self.preempt_for_admission and self.waiting.requests and eligible_in < k:
                 k = eligible_in
-            k = max(k, 1)
+            if k < 1:
+                k = 1
         else:
             k = 1
-        alloc = decode.allocs_over(iteration, k) if k > 1 else decode.blocks_needed(iteration)
+        alloc = allocs_over(decode.phase_counts, iteration, k, self.block_size, n) if k > 1 else needed
         dt = k * t1 + half * k * (k - 1)
         used0 = self.blocks_in_use
         self.free -= alloc

@@ -10,7 +10,6 @@ Mixed into :class:`justitia.sim.engine.Simulator`, whose constructor describes t
 from __future__ import annotations
 
 import gc
-import heapq
 import math
 import time
 from typing import TYPE_CHECKING, Any
@@ -43,11 +42,17 @@ class IncrementalAPI:
         self._add(spec)
 
     def _add(self: Simulator, spec: AppSpec) -> None:
+        if not math.isfinite(spec.arrival_s):
+            raise ValueError(f"application {spec.app_id!r}: arrival_s must be a finite time, got {spec.arrival_s}")
         if spec.app_id in self.app_ids:
             raise ValueError(f"duplicate app_id {spec.app_id!r} in the workload")
-        cap = self.config.kv_capacity
+        cap = self.kv_capacity
         calls = 0
+        if not spec.stages:
+            raise ValueError(f"application {spec.app_id!r} has no stages")
         for si, st in enumerate(spec.stages):
+            if not st.calls:
+                raise ValueError(f"application {spec.app_id!r} stage {si} has no calls (it would never finish)")
             for c in st.calls:
                 if c.prompt_tokens < 1 or c.output_tokens < 1:
                     raise ValueError(f"application {spec.app_id!r} stage {si}: calls need prompt_tokens >= 1 and "
@@ -61,7 +66,7 @@ class IncrementalAPI:
         index = len(self.apps)
         self.apps.append(spec)
         self.records.append(None)
-        heapq.heappush(self.arrivals, (spec.arrival_s, index, spec))
+        self._queue_arrival(spec, index)
         self.total_requests += calls
         self._progress_every = max(1, self.total_requests // 200)
 
@@ -117,7 +122,7 @@ class IncrementalAPI:
     def idle(self: Simulator) -> bool:
         """Nothing waiting, running, or due to arrive or be released."""
         return (not self.waiting.requests and self.decode.size == 0 and self.prefilling is None
-                and not self.arrivals and not self.stage_releases)
+                and self.next_arrival == len(self.arrivals) - 1 and not self.stage_releases)
 
     @property
     def next_event_s(self: Simulator) -> float:

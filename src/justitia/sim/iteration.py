@@ -244,7 +244,8 @@ class DetailedIteration:
                 if r.generated >= r.output_tokens:
                     r.state = PENDING
                     self._report_service(r)
-                    self._release_blocks(r)
+                    self.free += r.blocks
+                    self.blocks_in_use -= r.blocks
                     self._finish_request(r)
                 else:
                     self.decode.join(r, iteration)
@@ -260,12 +261,12 @@ class DetailedIteration:
     def _finish_decoders(self: Simulator) -> None:
         """Decoders that generated their last token leave the group and finish."""
         iteration = self.iteration
-        for r in self.decode.finished_by(iteration):
+        decode = self.decode
+        if not decode.finish_heap or decode.finish_heap[0][0] > iteration:
+            return  # nobody due (a stale top entry is dropped later)
+        while (r := decode.pop_finished(iteration)) is not None:
             self._report_service(r)
-            self.decode.leave(r, iteration)
-            self._release_blocks(r)
+            decode.leave(r, iteration)
+            self.free += r.blocks
+            self.blocks_in_use -= r.blocks
             self._finish_request(r)
-
-    def _release_blocks(self: Simulator, r: SimRequest) -> None:
-        self.free += r.blocks
-        self.blocks_in_use -= r.blocks

@@ -12,10 +12,11 @@ Mixed into :class:`justitia.sim.engine.Simulator`, whose constructor describes t
 
 from __future__ import annotations
 
+import bisect
 import heapq
 from typing import TYPE_CHECKING
 
-from justitia.apps.model import arrival_features
+from justitia.apps.model import AppSpec, arrival_features
 from justitia.core.cost import held_token_iters
 from justitia.core.policy import AppInfo, Req
 from justitia.sim.request import DECODE, DONE, SimApp, SimRequest
@@ -32,7 +33,7 @@ class AppLifecycle:
 
     def _next_event_s(self: Simulator) -> float:
         """When the next application arrives or the next delayed stage is released (inf: none known)."""
-        t = self.arrivals[0][0] if self.arrivals else _INF
+        t = self.arrivals[self.next_arrival][0]
         if self.stage_releases and self.stage_releases[0][0] < t:
             t = self.stage_releases[0][0]
         return t
@@ -43,12 +44,13 @@ class AppLifecycle:
         releases = self.stage_releases
         policy = self.policy
         while True:
-            t_app = arrivals[0][0] if arrivals else _INF
+            t_app, index, spec = arrivals[self.next_arrival]
             t_rel = releases[0][0] if releases else _INF
             if t_app <= t_rel:
                 if t_app > now:
                     return
-                _, index, spec = heapq.heappop(arrivals)
+                assert spec is not None  # the sentinel arrives at inf
+                self.next_arrival += 1
                 info = AppInfo(app_id=spec.app_id, arrival_s=spec.arrival_s, weight=spec.weight, app_type=spec.type,
                                cost_hint=spec.cost, features=arrival_features(spec))
                 app = SimApp(index, spec, info)
@@ -67,10 +69,23 @@ class AppLifecycle:
                 policy.tick(t)
                 self._release_stage(app, stage, t)
 
+    def _queue_arrival(self: Simulator, spec: AppSpec, index: int) -> None:
+        """Queue ``spec`` (the ``index``-th app added) to arrive; apps added in arrival order are appended."""
+        arrivals = self.arrivals
+        entry = (spec.arrival_s, index, spec)
+        if self.next_arrival > 4096 and 2 * self.next_arrival > len(arrivals):
+            del arrivals[:self.next_arrival]  # drop the arrived ones
+            self.next_arrival = 0
+        if len(arrivals) == 1 or arrivals[-2][0] <= spec.arrival_s:
+            arrivals.insert(len(arrivals) - 1, entry)
+        else:
+            bisect.insort(arrivals, entry, lo=self.next_arrival, hi=len(arrivals) - 1)
+
     def _carry_policy_version(self: Simulator, old: int) -> None:
         """The policy moved on from version ``old`` without changing any queued or running key."""
         new = self.policy.version
-        self.waiting.carry_version(old, new)
+        if self.waiting.keyed_version == old:
+            self.waiting.keyed_version = new
         if self.running_keys_version == old:
             self.running_keys_version = new
 

@@ -71,11 +71,6 @@ class WaitingQueue:
             if not d:
                 del self.by_app[app_id]
 
-    def carry_version(self, old: int, new: int) -> None:
-        """The policy moved from version ``old`` to ``new`` without changing any queued request's key."""
-        if self.keyed_version == old:
-            self.keyed_version = new
-
     def head(self, fresh: bool = False) -> SimRequest | None:
         """The waiting request with the smallest key (keys re-read when the policy says they changed,
         or always for dynamic-key policies unless ``fresh``: no policy event since the last look-up)."""
@@ -108,7 +103,7 @@ class WaitingQueue:
         sequence with ``reserve_full_isl``, as vLLM's ``scheduler_reserve_full_isl``)."""
         if self.reserve_full_isl:
             return blocks_for(rq.to_compute, self.block_size)
-        return blocks_for(min(rq.to_compute, budget), self.block_size)
+        return blocks_for(rq.to_compute if rq.to_compute < budget else budget, self.block_size)
 
     def admissible(self, free: int, budget: int, running: int) -> bool:
         """Could any waiting request be admitted now (ignoring which one the policy prefers, for

@@ -12,6 +12,11 @@ Online refinement (beyond the paper): when the service an application has receiv
 passes its estimate, its estimate is raised to ``refine_factor ×`` the service so far and its tag
 moves (``F = S + Ĉ_new / w``), so an under-estimated application cannot keep a small key forever.
 When an application ends its true cost is known and its reference entry is corrected to it.
+
+Cluster replicas (DESIGN §7): an application whose ``AppInfo.features["finish_tag"]`` is set was
+tagged by the cluster dispatcher with its *global* finish tag; it is ordered by that tag (and by later
+ones pushed with :meth:`Justitia.set_finish_tag`), never by the local clock or local refinement.
+Without the feature the policy behaves exactly as on a single server.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ class _JustitiaApp(AppState):
     start: float  # S = V(a): virtual time at arrival
     estimated: float  # Ĉ: the cost F was computed from (raised by refinement)
     served: float = 0.0  # KV service received so far (token·iterations)
+    global_tag: bool = False  # ordered by the cluster dispatcher's global finish tag
 
 
 class Justitia(Policy):
@@ -40,6 +46,8 @@ class Justitia(Policy):
     app_events_keep_keys = True  # arrivals/finishes never re-key other apps
     needs_cost: ClassVar[bool] = True
     apps: dict[str, _JustitiaApp]  # type: ignore[assignment]
+    #: The per-application record (a variant may extend it).
+    record: ClassVar[type[_JustitiaApp]] = _JustitiaApp
 
     def __init__(
         self,
@@ -66,6 +74,9 @@ class Justitia(Policy):
         self.version = version
 
     def new_app(self, app: AppInfo, order: int, now: float) -> _JustitiaApp:
+        tag = app.features.get("finish_tag") if app.features else None
+        if tag is not None:
+            _check_tag(app.app_id, tag)  # before any state changes
         est = self.estimate(app)
         if not math.isfinite(est):
             raise ValueError(f"estimated cost of application {app.app_id!r} must be a finite number, got {est!r}")
@@ -74,7 +85,26 @@ class Justitia(Policy):
         # application ended starts a new entry while the old one may still be in the reference.
         f = self.clock.arrive(order, now, est, app.weight)
         # S = V(now): arrive() advanced the clock to now
-        return _JustitiaApp(app, order, finish=f, start=self.clock.v, estimated=est)
+        state = self.record(app, order, finish=f, start=self.clock.v, estimated=est)
+        if tag is not None:
+            state.finish, state.global_tag = float(tag), True
+        return state
+
+    def set_finish_tag(self, app_id: str, tag: float) -> None:
+        """Order ``app_id`` by the cluster's global finish tag ``tag`` from now on (module doc)."""
+        _check_tag(app_id, tag)
+        app = self.apps.get(app_id)
+        if app is None:
+            raise KeyError(f"application {app_id!r} is unknown; the engine must call app_arrived() first")
+        app.global_tag = True
+        if app.finish != tag:
+            app.finish = float(tag)
+            self.version += 1
+
+    def finish_tag(self, app_id: str) -> float | None:
+        """The finish tag ``F`` that orders ``app_id`` now (``None`` once it ended)."""
+        app = self.apps.get(app_id)
+        return app.finish if app is not None else None
 
     def served(self, req: Req, prefill_tokens: int, decode_tokens: int, held_token_iters: float, now: float) -> None:
         app = self.apps.get(req.app_id)
@@ -112,6 +142,8 @@ class Justitia(Policy):
             return  # already out of the reference and the new cost keeps it out
         else:
             f = self.clock.arrive(ref, now, cost, w, start=app.start)
+        if app.global_tag:
+            return  # ordered by the dispatcher's global tag, not the local clock
         if f != app.finish:
             app.finish = f
             self.version += 1
@@ -122,3 +154,8 @@ class Justitia(Policy):
         except KeyError:
             raise self.unknown_app(req) from None
         return (app.finish, app.info.arrival_s, app.order, req.arrival_s, req.seq)
+
+
+def _check_tag(app_id: str, tag: object) -> None:
+    if isinstance(tag, bool) or not isinstance(tag, (int, float)) or not math.isfinite(tag):
+        raise ValueError(f"finish_tag of application {app_id!r} must be a finite number, got {tag!r}")

@@ -14,45 +14,55 @@ algorithm trusts its prediction; an estimator suffix (``justitia-c-mlp``) is ref
 
 from __future__ import annotations
 
-from justitia.core.policies.justitia import Justitia
+from dataclasses import dataclass
+from typing import ClassVar
+
+from justitia.core.policies.justitia import Justitia, _JustitiaApp
 from justitia.core.policy import AppInfo, Estimator, Req
 
 KAPPA_START = 150.0
 """Token·iterations per weighted token before anything was served (a 1,000-token prompt decoding 200)."""
 
 
+@dataclass(slots=True)
+class _JustitiaCApp(_JustitiaApp):
+    kappa: float = KAPPA_START  # κ at the app's arrival: its tag's token·iterations per weighted token
+
+
 class JustitiaC(Justitia):
     """Justitia tagged with VTC's ``p + 2d`` cost (module docstring)."""
 
     name = "justitia-c"
+    apps: dict[str, _JustitiaCApp]  # type: ignore[assignment]
+    record: ClassVar[type[_JustitiaApp]] = _JustitiaCApp
 
     def __init__(self, capacity_tokens: float, iteration_s: float, estimator: Estimator | None = None) -> None:
-        if estimator is not None and getattr(estimator, "name", "oracle") != "oracle":
+        if estimator is not None and estimator.name != "oracle":
             raise ValueError(f"justitia-c tags with the true p + 2d cost; estimator {estimator.name!r} is not supported")
         super().__init__(capacity_tokens, iteration_s, estimator, refine=False)
         self._held = 0.0
         self._weighted = 0.0
-        self._kappa: dict[str, float] = {}
 
     @property
     def kappa(self) -> float:
         return self._held / self._weighted if self._weighted > 0 and self._held > 0 else KAPPA_START
 
     def estimate(self, app: AppInfo) -> float:
-        k = self.kappa
-        self._kappa[app.app_id] = k
         c = app.features.get("compute_cost")
         if c is None:
             return super().estimate(app)
-        return k * float(c)
+        return self.kappa * float(c)
+
+    def new_app(self, app: AppInfo, order: int, now: float) -> _JustitiaCApp:
+        rec = super().new_app(app, order, now)
+        assert isinstance(rec, _JustitiaCApp)
+        rec.kappa = self.kappa  # the κ estimate() used: nothing was served in between
+        return rec
 
     def served(self, req: Req, prefill_tokens: int, decode_tokens: int, held_token_iters: float, now: float) -> None:
         self._held += held_token_iters
         units = prefill_tokens + 2 * decode_tokens
         self._weighted += units
         # account service in the app's own tag units, so the finish correction keeps its tag
-        super().served(req, prefill_tokens, decode_tokens, self._kappa.get(req.app_id, self.kappa) * units, now)
-
-    def app_finished(self, app_id: str, now: float) -> None:
-        super().app_finished(app_id, now)
-        self._kappa.pop(app_id, None)
+        app = self.apps.get(req.app_id)
+        super().served(req, prefill_tokens, decode_tokens, (app.kappa if app else self.kappa) * units, now)

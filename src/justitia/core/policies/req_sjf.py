@@ -14,10 +14,11 @@ preemption victims are the requests with the largest predicted job.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
 from justitia.core.cost import call_cost
-from justitia.core.policy import AppInfo, Estimator, Key, Policy, Req
+from justitia.core.policy import Estimator, Key, Policy, Req
 
 DEFAULT_OUTPUT_TOKENS = 256
 """Output estimate of a type before any of its requests finished."""
@@ -40,6 +41,12 @@ class OutputMeans:
         return total / n if n else self.default
 
 
+@dataclass(slots=True)
+class _ReqState:
+    pred: float  # p·ô + ô²/2 at arrival (req-SJF eq. 1)
+    decoded: int = 0  # tokens generated so far: the request's true output once it finishes
+
+
 class ReqSJF(Policy):
     """Shortest predicted request (prompt + per-type mean output) first."""
 
@@ -49,41 +56,34 @@ class ReqSJF(Policy):
 
     def __init__(self, capacity_tokens: float, iteration_s: float, estimator: Estimator | None = None) -> None:
         super().__init__(capacity_tokens, iteration_s, estimator)
-        self._pred: dict[str, float] = {}
-        self._decoded: dict[str, int] = {}
+        self._reqs: dict[str, _ReqState] = {}
         self.outputs = OutputMeans()
-        self._app_type: dict[str, str] = {}
 
-    def app_arrived(self, app: AppInfo, now: float) -> None:
-        super().app_arrived(app, now)
-        self._app_type[app.app_id] = app.app_type
+    def _type_of(self, req: Req) -> str:
+        app = self.apps.get(req.app_id)
+        return app.info.app_type if app is not None else "unknown"
 
     def output_estimate(self, app_type: str) -> float:
         """``ô`` of req-SJF eq. 1 for ``app_type``."""
         return self.outputs.mean(app_type)
 
     def request_arrived(self, req: Req, now: float) -> None:
-        o = self.output_estimate(self._app_type.get(req.app_id, "unknown"))
-        self._pred[req.req_id] = call_cost(max(req.prompt_tokens, 0), max(o, 1.0))
-        self._decoded[req.req_id] = 0
+        o = self.output_estimate(self._type_of(req))
+        self._reqs[req.req_id] = _ReqState(call_cost(max(req.prompt_tokens, 0), max(o, 1.0)))
 
     def served(self, req: Req, prefill_tokens: int, decode_tokens: int, held_token_iters: float, now: float) -> None:
-        if req.req_id in self._decoded:
-            self._decoded[req.req_id] += decode_tokens
+        st = self._reqs.get(req.req_id)
+        if st is not None:
+            st.decoded += decode_tokens
 
     def request_finished(self, req: Req, now: float) -> None:
-        self._pred.pop(req.req_id, None)
-        out = self._decoded.pop(req.req_id, 0)
-        if out > 0:
-            self.outputs.add(self._app_type.get(req.app_id, "unknown"), out)
-
-    def app_finished(self, app_id: str, now: float) -> None:
-        self._app_type.pop(app_id, None)
-        super().app_finished(app_id, now)
+        st = self._reqs.pop(req.req_id, None)
+        if st is not None and st.decoded > 0:
+            self.outputs.add(self._type_of(req), st.decoded)
 
     def key(self, req: Req) -> Key:
-        pred = self._pred.get(req.req_id)
-        if pred is None:  # a request the engine did not announce: predict it now
+        st = self._reqs.get(req.req_id)
+        if st is None:  # a request the engine did not announce: predict it now
             self.request_arrived(req, req.arrival_s)
-            pred = self._pred[req.req_id]
-        return (pred, req.arrival_s, req.seq)
+            st = self._reqs[req.req_id]
+        return (st.pred, req.arrival_s, req.seq)

@@ -1,0 +1,150 @@
+"""``justitia simulate --replicas N --placement P``: the simulated cluster side by side (DESIGN §7).
+
+Every (placement, policy) pair serves the same workload on ``N`` simulated replicas
+(:class:`~justitia.cluster.simcluster.SimCluster`); ``--load`` is relative to the cluster's rate
+``N · M / iteration`` (``N`` times one engine's).
+
+The cluster reference and its bound
+-----------------------------------
+The reference is the single server's (bench metrics), over the cluster: weighted GPS over applications on
+the summed KV capacity ``N · M`` at ``N`` times one engine's measured rate — one global
+:class:`~justitia.core.clock.FairClock`, fed the true costs. Two things a cluster cannot do that the
+reference assumes, so the single-server allowance (bound eq. 3: ``C_max / M · it`` + own critical path)
+grows by two terms, identical for every placement:
+
+* **Per-replica packetisation.** Applications are the packets and each replica serves its own:
+  the PGPS term is one *replica's*, ``C_max / M · it`` (not ``C_max / (N·M) · it``): an application
+  may wait for the largest one on its replica.
+* **Pinning.** An application on one replica can never hold more than that replica's memory: alone in
+  the reference it would get ``N · M`` tokens, pinned only ``M``. Its service then takes up to
+  ``C_i / M · it`` instead of ``C_i / (N·M) · it``, so the allowance grows by
+  ``C_i · it · (1/M − 1/(N·M))`` (0 for ``N = 1``: the single-server bound).
+
+    allowed_i = C_max / M · it + C_i · it · (1/M − 1/(N·M)) + critical_path_i     (cluster bound)
+
+``fair_bound_s`` in ``summary.json`` is the first term; ``apps_over_fair_bound`` counts apps past the
+whole allowance. Each policy entry adds ``replicas``, ``placement`` and ``replica_busy_imbalance``
+(max / mean busy time of the replicas).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from justitia.apps.model import AppSpec
+from justitia.bench.metrics import PolicyMetrics, evaluate
+
+
+def cluster_bound(m: PolicyMetrics, replica_tokens: float, replicas: int, iteration_s: float) -> None:
+    """Widen ``m``'s single-server allowances (evaluated over ``N · M``) to the cluster bound (module doc)."""
+    c_max = max((a.cost for a in m.apps), default=0.0)
+    total = replica_tokens * replicas
+    packet = c_max / replica_tokens * iteration_s
+    for a in m.apps:
+        pinned = a.cost * iteration_s * (1.0 / replica_tokens - 1.0 / total)
+        a.allowed_delay_s += packet - m.fair_bound_s + pinned
+    m.fair_bound_s = packet
+
+
+def run_cluster(apps: list[AppSpec], policies: list[str], placements: list[str], replicas: int, *, gpu: str,
+                estimator: str, spill: bool, console: Any = None) -> tuple[list[PolicyMetrics], dict[str, Any]]:
+    """Simulate every (placement, policy) pair; metrics against one cluster reference, and run facts."""
+    from justitia.bench.experiment import build_policy, engine_config, measure_iteration_s, reference_rate
+    from justitia.cluster.dispatcher import Dispatcher
+    from justitia.cluster.simcluster import SimCluster
+    from justitia.core.policy import split_policy_name
+
+    config = engine_config(gpu)
+    cap, _nominal = reference_rate(config)
+    it_s, path_it = measure_iteration_s(apps, config)
+    chunk = getattr(config, "max_num_batched_tokens", None)
+    out: list[PolicyMetrics] = []
+    facts: dict[str, Any] = {"iteration_s": it_s, "capacity_tokens": cap, "runs": {}}
+    for placement, pol in runnable_pairs(placements, policies):
+        suffix = split_policy_name(pol)[1] or estimator
+        d = Dispatcher([cap] * replicas, it_s, placement=placement, estimator=suffix, spill=spill)
+        t0 = time.perf_counter()
+        result = SimCluster(apps, d, lambda _i, p=pol: build_policy(p, cap, it_s, estimator), config).run()
+        wall = time.perf_counter() - t0
+        name = pol if len(placements) == 1 else f"{placement}:{pol}"
+        result.policy = name
+        m = evaluate(result, apps, iteration_s=it_s, capacity_tokens=cap * replicas,
+                     prefill_tokens_per_iter=chunk, path_iteration_s=path_it)
+        cluster_bound(m, cap, replicas, it_s)
+        m.extra.update({"replicas": replicas, "placement": placement, "spill": spill})
+        out.append(m)
+        reqs = sum(a.num_calls for a in apps)
+        facts["runs"][name] = {"wall_s": wall, "requests": reqs}
+        if console is not None:
+            console.print(f"{name}: {reqs:,} requests on {replicas} replicas simulated in {wall:.1f} s "
+                          f"({reqs / wall:,.0f} requests/s)", highlight=False)
+    return out, facts
+
+
+def runnable_pairs(placements: list[str], policies: list[str]) -> list[tuple[str, str]]:
+    """Every (placement, policy) pair, except ``global`` with a replica policy that cannot follow its tags."""
+    from justitia.core.policy import split_policy_name
+
+    pairs = [(pl, p) for pl in placements for p in policies
+             if pl != "global" or split_policy_name(p)[0] == "justitia"]
+    if not pairs:
+        raise ValueError("placement 'global' hands each call the application's global finish tag, which only the "
+                         f"justitia policy orders by; got --policies {','.join(policies)}")
+    return pairs
+
+
+def summary_with_cluster(workload: str, metrics: list[PolicyMetrics]) -> dict[str, Any]:
+    """``summary.json``'s object, each policy entry with ``replicas``, ``placement``, ``replica_busy_imbalance``."""
+    from justitia.bench.report import summary_dict
+
+    s = summary_dict(workload, metrics)
+    for m in metrics:
+        s["policies"][m.policy].update({"replicas": int(m.extra["replicas"]), "placement": str(m.extra["placement"]),
+                                        "replica_busy_imbalance": float(m.extra["replica_busy_imbalance"])})
+    return s
+
+
+def main_from_args(args: argparse.Namespace) -> int:
+    """``justitia simulate`` with ``--replicas``."""
+    import json
+
+    from rich.console import Console
+
+    from justitia.apps.arrivals import scale_to_load
+    from justitia.bench.experiment import engine_config, parse_policies, prepare_workload, reference_rate, validate_policies
+    from justitia.bench.report import print_table, write_apps_csv
+    from justitia.bench.defaults import DEFAULT_APPS, DEFAULT_LOAD
+    from justitia.cluster.placement import make_placement
+
+    console = Console()
+    n = int(args.replicas)
+    if n < 1:
+        raise ValueError(f"--replicas must be >= 1, got {n}")
+    policies = parse_policies(args.policies)
+    placements = [p.strip() for p in str(args.placement).split(",")]
+    for p in placements:
+        make_placement(p)
+    validate_policies(policies, args.estimator)
+    runnable_pairs(placements, policies)
+    n_apps = args.apps if args.apps is not None else DEFAULT_APPS * n
+    name, apps = prepare_workload(args.workload, n_apps, args.load, args.seed, args.gpu)
+    load = args.load if args.load is not None else DEFAULT_LOAD
+    cap, nominal = reference_rate(engine_config(args.gpu))
+    apps = sorted(scale_to_load(apps, load, n * cap / nominal), key=lambda a: (a.arrival_s, a.app_id))
+    console.print(f"[bold]{name}[/bold]: {len(apps)} applications, {sum(a.num_calls for a in apps)} calls, "
+                  f"{n} replicas, placement {', '.join(placements)}, load {load} of the cluster, seed {args.seed}")
+    metrics, facts = run_cluster(apps, policies, placements, n, gpu=args.gpu, estimator=args.estimator,
+                                 spill=bool(args.spill), console=console)
+    print_table(metrics, title=f"{name} — {len(apps)} apps on {n} replicas", console=console)
+    for m in metrics:
+        console.print(f"{m.policy}: replica busy imbalance (max/mean) {m.extra['replica_busy_imbalance']:.3f}",
+                      highlight=False)
+    out = Path(args.out) if args.out else Path("results") / f"{name}-x{n}"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(summary_with_cluster(name, metrics), indent=2) + "\n")
+    write_apps_csv(out / "apps.csv", metrics)
+    console.print(f"wrote {out / 'summary.json'}, {out / 'apps.csv'}")
+    return 0

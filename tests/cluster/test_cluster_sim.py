@@ -1,0 +1,86 @@
+"""The simulated cluster: N engines behind the dispatcher (whole-app and per-stage modes) and its bound."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from justitia.apps.arrivals import scale_to_load
+from justitia.apps.workloads import make_workload
+from justitia.bench.experiment import build_policy, engine_config, reference_rate
+from justitia.bench.metrics import evaluate
+from justitia.cli import main
+from justitia.cluster import Dispatcher
+from justitia.cluster.sim_experiment import cluster_bound
+from justitia.cluster.simcluster import SimCluster
+from justitia.sim.engine import simulate
+
+CFG = engine_config("h100")
+M, IT = reference_rate(CFG)
+
+
+def _apps(n: int, replicas: int, load: float = 1.5) -> list:
+    return sorted(scale_to_load(make_workload("paper-mix", n, 3), load, replicas * M / IT), key=lambda a: a.arrival_s)
+
+
+def _run(apps: list, replicas: int, placement: str, policy: str, spill: bool = False) -> tuple:
+    d = Dispatcher([M] * replicas, IT, placement=placement, spill=spill)
+    res = SimCluster(apps, d, lambda _i: build_policy(policy, M, IT), CFG).run()
+    return res, d
+
+
+@pytest.mark.parametrize("placement", ["affinity", "global"])
+def test_one_replica_cluster_is_the_single_engine(placement: str) -> None:
+    apps = _apps(60, 1)
+    single = {r.app_id: r.completion_s for r in simulate(apps, build_policy("justitia", M, IT), CFG).apps}
+    res, d = _run(apps, 1, placement, "justitia")
+    got = {r.app_id: r.completion_s for r in res.apps}
+    assert got == pytest.approx(single, rel=1e-9, abs=1e-9)
+    assert d.stats() == dict.fromkeys(d.stats(), 0)
+
+
+def test_round_robin_scatters_calls_and_every_app_completes() -> None:
+    apps = _apps(80, 3)
+    res, d = _run(apps, 3, "round-robin", "fcfs")
+    assert sorted(r.app_id for r in res.apps) == sorted(a.app_id for a in apps)
+    assert all(r.completion_s >= r.arrival_s for r in res.apps)
+    assert d.stats() == dict.fromkeys(d.stats(), 0)
+    assert 1.0 <= res.extra["replica_busy_imbalance"] < 1.5
+    assert res.output_tokens == sum(c.output_tokens for a in apps for c in a.calls())
+
+
+def test_global_tags_reach_the_replicas_and_spill_runs() -> None:
+    apps = _apps(80, 2, load=2.0)
+    res, _ = _run(apps, 2, "global", "justitia", spill=True)
+    assert len(res.apps) == len(apps)
+    with pytest.raises(ValueError, match="only the justitia policy"):
+        _run(apps[:3], 2, "global", "fcfs")
+
+
+def test_cluster_bound_is_the_single_server_bound_for_one_replica_and_widens_with_n() -> None:
+    apps = _apps(40, 1)
+    res = simulate(apps, build_policy("fcfs", M, IT), CFG)
+    m1 = evaluate(res, apps, iteration_s=IT, capacity_tokens=M)
+    before = [a.allowed_delay_s for a in m1.apps]
+    cluster_bound(m1, M, 1, IT)
+    assert [a.allowed_delay_s for a in m1.apps] == pytest.approx(before)
+    m4 = evaluate(res, apps, iteration_s=IT, capacity_tokens=4 * M)
+    cluster_bound(m4, M, 4, IT)
+    c_max = max(a.cost for a in apps)
+    assert m4.fair_bound_s == pytest.approx(c_max / M * IT)
+    for a in m4.apps:  # packet term of one replica + pinning term + own critical path
+        assert a.allowed_delay_s == pytest.approx(c_max / M * IT + a.cost * IT * (1 / M - 1 / (4 * M)) + a.critical_path_s)
+
+
+def test_simulate_replicas_writes_the_summary_with_cluster_fields(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "x"
+    assert main(["simulate", "--replicas", "2", "--placement", "round-robin,global", "--policies", "fcfs,justitia",
+                 "--apps", "40", "--load", "1.5", "--out", str(out), "--no-plots"]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert list(s["policies"]) == ["round-robin:fcfs", "round-robin:justitia", "global:justitia"]
+    for name, e in s["policies"].items():
+        assert e["replicas"] == 2 and e["placement"] == name.split(":")[0] and e["replica_busy_imbalance"] >= 1.0
+        assert e["apps"] == 40
+    assert main(["simulate", "--replicas", "2", "--placement", "global", "--policies", "fcfs", "--apps", "4",
+                 "--out", str(out)]) == 2  # global needs justitia replicas: a clear error
