@@ -42,8 +42,7 @@ class FairClock:
     """Event-driven virtual time of weighted GPS over applications (clock eqs. 1–2).
 
     Entries are keyed by any hashable id; one key is one application *incarnation* (the Justitia
-    policy uses its arrival order, so an application id reused after its application ended is a new
-    entry while the old one may still be in the reference).
+    policy keys an id reused while its ended application is still in the reference ``(id, order)``).
 
     Costs: :meth:`arrive`, :meth:`update_cost` and :meth:`remove` are O(log n) amortised;
     :meth:`advance` is O(1) plus O(log n) per application that leaves the reference.

@@ -139,8 +139,8 @@ def check_value(f: Field, v: Any, where: str, engine: bool = False) -> Any:
             raise BadInput(where, f"{where} must be a number, got {type(v).__name__} {_short(v)}")
         if not math.isfinite(x):
             raise BadInput(where, f"{where} must be a finite number, got {_short(v)}")
-        if x <= f.lo if f.lo_open else x < f.lo:
-            raise BadInput(where, f"{where} must be {'>' if f.lo_open else '>='} {f.lo:g}, got {_short(v)}")
+        if x <= 0 if f.lo_open else x < f.lo:
+            raise BadInput(where, f"{where} must be {'> 0' if f.lo_open else f'>= {f.lo:g}'}, got {_short(v)}")
         if x < f.lo or x > f.hi:
             raise BadInput(where, f"{where} must be between {f.lo:g} and {f.hi:g}, got {_short(v)}")
         return x

@@ -22,6 +22,7 @@ Without the feature the policy behaves exactly as on a single server.
 from __future__ import annotations
 
 import math
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -36,6 +37,7 @@ class _JustitiaApp(AppState):
     estimated: float  # Ĉ: the cost F was computed from (raised by refinement)
     served: float = 0.0  # KV service received so far (token·iterations)
     global_tag: bool = False  # ordered by the cluster dispatcher's global finish tag
+    ref: Hashable = None  # its key in the clock: the app id, or (id, order) if that id is still in it
 
 
 class Justitia(Policy):
@@ -81,11 +83,12 @@ class Justitia(Policy):
         if not math.isfinite(est):
             raise ValueError(f"estimated cost of application {app.app_id!r} must be a finite number, got {est!r}")
         est = max(est, 0.0)  # a regression may dip below 0
-        # The reference entry is keyed by the arrival order, not the app id: an id reused after its
-        # application ended starts a new entry while the old one may still be in the reference.
-        f = self.clock.arrive(order, now, est, app.weight)
+        # An id reused after its application ended may still be in the reference (it ended before
+        # its fair finish): this incarnation then gets its own entry, keyed (id, arrival order).
+        ref: Hashable = app.app_id if app.app_id not in self.clock else (app.app_id, order)
+        f = self.clock.arrive(ref, now, est, app.weight)
         # S = V(now): arrive() advanced the clock to now
-        state = self.record(app, order, finish=f, start=self.clock.v, estimated=est)
+        state = self.record(app, order, finish=f, start=self.clock.v, estimated=est, ref=ref)
         if tag is not None:
             state.finish, state.global_tag = float(tag), True
         return state
@@ -131,10 +134,10 @@ class Justitia(Policy):
     def in_reference(self, app_id: str) -> bool:
         """True while the live application ``app_id`` is still in the fair-sharing reference (V < F)."""
         app = self.apps.get(app_id)
-        return app is not None and app.order in self.clock
+        return app is not None and app.ref in self.clock
 
     def _retag(self, app: _JustitiaApp, cost: float, now: float) -> None:
-        ref, w = app.order, app.info.weight
+        ref, w = app.ref, app.info.weight
         app.estimated = cost
         if ref in self.clock:
             f = self.clock.update_cost(ref, cost)
