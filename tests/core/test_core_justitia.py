@@ -108,18 +108,18 @@ def test_refinement_after_leaving_the_reference_readmits_with_original_start() -
     d.app("u", 0.0)
     r = d.req("u", 0.0, prompt=100)
     d.at(1.0)  # u left the reference at V = F = 1,000 (0.02 s); V stays there while nobody is in it
-    assert "u" not in d.p.clock and d.p.clock.v == pytest.approx(1_000.0)
+    assert not d.p.in_reference("u") and d.p.clock.v == pytest.approx(1_000.0)
     d.serve(r, 1.0, decode=20)  # 2,210 > 1,000 → re-tag to 4,420 from S = 0
-    assert "u" in d.p.clock
+    assert d.p.in_reference("u")
     assert d.p.apps["u"].finish == pytest.approx(4_420.0)
     # an app already behind its fair finish even at the new cost stays out and keeps its (small) F
     e = Driver(Justitia(CAP, IT, estimator=ConstEstimator(1_000.0)))
     e.app("u", 0.0), e.app("long", 0.0, cost=1e9)
     ru = e.req("u", 0.0, prompt=100)
     e.at(1.0)  # V(1 s) = 1,000 + (1 − 0.04)·50,000 ≫ 4,420
-    assert "u" not in e.p.clock and "long" in e.p.clock
+    assert not e.p.in_reference("u") and e.p.in_reference("long")
     e.serve(ru, 1.0, decode=20)
-    assert "u" not in e.p.clock and e.p.apps["u"].finish == pytest.approx(1_000.0)
+    assert not e.p.in_reference("u") and e.p.apps["u"].finish == pytest.approx(1_000.0)
 
 
 def test_no_state_after_app_finished() -> None:

@@ -1,7 +1,7 @@
 """Faults inside vLLM 0.32.0's real scheduler, GPU-free (issue 6 §3; vLLM's own test style).
 
 The scheduler, KV block pool, queues and aborts are vLLM's; only the model runner is faked
-(:mod:`justitia.vllm.testing`). vLLM turns a client disconnect or a cancelled request into
+(``tests/vllm/vllm_helpers.py``). vLLM turns a client disconnect or a cancelled request into
 ``EngineCore.abort_requests`` → ``Scheduler.finish_requests(ids, FINISHED_ABORTED)``, which is what
 these tests call. Checked after each fault: per-request and per-application state is released (at
 once, or after the idle window), every KV block returns to the pool, and the virtual clock stays
@@ -22,9 +22,10 @@ pytest.importorskip("vllm")
 
 from vllm.v1.request import RequestStatus  # noqa: E402
 
+from justitia.core.cost import call_cost  # noqa: E402
 from justitia.core.policy import Req  # noqa: E402
 from justitia.vllm.scheduler import JustitiaScheduler  # noqa: E402
-from justitia.vllm.testing import config_dir, create_justitia_scheduler, make_request, step  # noqa: E402
+from vllm_helpers import config_dir, create_justitia_scheduler, make_request, step  # noqa: E402
 
 NUM_BLOCKS = 200
 ABORTED = RequestStatus.FINISHED_ABORTED
@@ -107,15 +108,16 @@ def test_client_disconnect_mid_stream_releases_request_then_app(model_dir: Path,
         step(s)
         watch.check()
     assert s.requests["a0"].status == RequestStatus.RUNNING and len(s.requests["a0"].output_token_ids) >= 9
-    served_a = s.justitia_policy.apps["A"].served
+    outs_a = len(s.requests["a0"].output_token_ids)
     held = free_blocks(s)
     s.finish_requests(["a0"], ABORTED)  # the client went away: vLLM aborts its request
     assert free_blocks(s) > held  # a0's KV blocks are back in the pool at once
     st = s.justitia_stats()
     assert st["tracked_requests"] == 1 and st["idle_apps"] == 1 and st["active_apps"] == 2
-    # The aborted app keeps the service it got; nothing more is charged to it.
-    assert s.justitia_policy.apps["A"].served == served_a > 0
+    # The aborted app is charged exactly the service it got (cost eq. 1 over its tokens), no more.
+    assert s.justitia_policy.apps["A"].served == call_cost(40, outs_a) > 0
     assert run(s, watch) == {"b0"}  # the aborted request is never scheduled again
+    assert s.justitia_policy.apps["A"].served == call_cost(40, outs_a)
     expire_idle(s, 0.05)  # the idle window passes: A and B end, all their state goes
     watch.check()
     assert zero_state(s) == dict.fromkeys(zero_state(s), 0)

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -87,6 +88,75 @@ def test_bad_xargs_refused_with_400_engine_survives(server) -> None:  # type: ig
     r = client.completions.create(model=server.name, prompt="Hello", max_tokens=2)  # no app_id: own app
     assert r.choices[0].text
     assert server.alive()
+
+
+def _fallbacks(server) -> float:  # type: ignore[no-untyped-def]
+    import urllib.request
+
+    with urllib.request.urlopen(server.url + "/metrics", timeout=30) as r:
+        text = r.read().decode()
+    return sum(float(line.rpartition(" ")[2]) for line in text.splitlines()
+               if line.startswith("justitia_policy_fallbacks_total"))
+
+
+def test_header_tags_reach_the_engine_and_bad_headers_get_400(server) -> None:  # type: ignore[no-untyped-def]
+    import openai
+    from openai import OpenAI
+
+    client = OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0, timeout=120,
+                    default_headers={"X-Justitia-App-Id": "hdr-run", "X-Justitia-App-Type": "hdr-type",
+                                     "X-Justitia-Weight": "2"})
+    for i in range(2):
+        r = client.completions.create(model=server.name, prompt=f"Count {i}:", max_tokens=3, temperature=0)
+        assert r.choices[0].text
+    body_wins = client.completions.create(model=server.name, prompt="Hi", max_tokens=2,
+                                          extra_body={"vllm_xargs": {"app_id": "hdr-body", "app_done": True}})
+    assert body_wins.choices[0].text is not None
+    ev = _events(server.trace_file)
+    apps = {e["app_id"]: e for e in ev if e["event"] == "app_arrived"}
+    assert apps["hdr-run"]["app_type"] == "hdr-type" and apps["hdr-run"]["weight"] == 2.0
+    assert [e["app_id"] for e in ev if e["event"] == "request_arrived"].count("hdr-run") == 2
+    assert apps["hdr-body"]["app_type"] == "hdr-type"  # the body set the id; the headers filled the rest
+    with pytest.raises(openai.BadRequestError, match="X-Justitia-Weight"):
+        OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0, timeout=60,
+               default_headers={"X-Justitia-Weight": "-1"}).completions.create(model=server.name, prompt="x", max_tokens=1)
+
+
+def test_reused_app_id_under_load_no_policy_fallback(server) -> None:  # type: ignore[no-untyped-def]
+    """Three long applications keep the scarce KV (2,048 tokens) busy while an 8-call application
+    "user-42" ends (app_done) and its id is reused at once, twice: each run starts a new application
+    while the ended one is still inside the fair-sharing reference, and the policy never falls back."""
+    from openai import OpenAI
+
+    client = OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0, timeout=300)
+    before = _fallbacks(server)
+
+    def call(app: str, i: int, tokens: int, done: bool = False) -> str:
+        xargs: dict[str, object] = {"app_id": app, "app_cost_hint": 5e6 if app.startswith("long") else 2e4}
+        if done:
+            xargs["app_done"] = True
+        r = client.completions.create(model=server.name, prompt=f"Story {app} part {i}: once upon a time",
+                                      max_tokens=tokens, temperature=0, extra_body={"vllm_xargs": xargs})
+        return r.choices[0].text
+
+    def user_runs() -> int:
+        n = 0
+        for _ in range(3):
+            with ThreadPoolExecutor(8) as ex:
+                n += len(list(ex.map(lambda i: call("user-42", i, 6, done=(i == 7)), range(8))))
+        return n
+
+    with ThreadPoolExecutor(8) as ex:
+        longs = [ex.submit(call, f"long-{a}", i, 96) for a in range(3) for i in range(2)]
+        time.sleep(1.0)  # the long applications hold the engine first
+        users = ex.submit(user_runs)
+        assert users.result() == 24
+        assert all(f.result() is not None for f in longs)
+    ev = _events(server.trace_file)
+    runs = [e for e in ev if e["event"] == "app_arrived" and e["app_id"] == "user-42"]
+    ended = [e for e in ev if e["event"] == "app_finished" and e["app_id"] == "user-42"]
+    assert len(runs) == 3 and len(ended) == 3 and all(e["why"] == "app_done" for e in ended)
+    assert _fallbacks(server) == before == 0
 
 
 def test_cli_serve_prints_url_and_stops_on_ctrl_c(real_model_dir: Path, tmp_path: Path) -> None:

@@ -12,11 +12,12 @@ import pytest
 
 pytest.importorskip("vllm")
 
-from justitia.vllm.testing import config_dir, create_justitia_scheduler, create_scheduler, make_request, step  # noqa: E402
+from vllm_helpers import config_dir, create_justitia_scheduler, create_scheduler, make_request, step  # noqa: E402
 from vllm.v1.request import RequestStatus  # noqa: E402
 
 from justitia.core.cost import call_cost  # noqa: E402
-from justitia.vllm.scheduler import JustitiaScheduler, PolicyRequestQueue  # noqa: E402
+from justitia.vllm.request_queue import PolicyRequestQueue  # noqa: E402
+from justitia.vllm.scheduler import JustitiaScheduler  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -210,7 +211,7 @@ def test_queue_resorts_when_policy_version_changes(model_dir: Path, monkeypatch:
     s.add_request(make_request("p1", app_id="P"))
     assert [r.request_id for r in q] == ["p0", "q0", "p1"]
     pol = s.justitia_policy
-    pol.served(s._reqs["p0"], 16, 1, 17.0, 0.1)  # P has now been served: Q goes first
+    pol.served(s.tracker.reqs["p0"], 16, 1, 17.0, 0.1)  # P has now been served: Q goes first
     assert [r.request_id for r in q] == ["q0", "p0", "p1"]
     assert q.pop_request().request_id == "q0" and len(q) == 2
     q.remove_request(s.requests["p1"])
@@ -285,3 +286,69 @@ def test_trace_records_preemption_victim_and_step_profile(model_dir: Path, monke
     assert prof["reqs"] >= prof["steps"] and prof["tokens"] >= 2 * 24 + 2 * 20 - 2
     assert prof["random_steps"] == prof["steps"]  # make_request keeps vLLM's default temperature 1.0
     assert prof["exec_s"] >= 0 and prof["plugin_s"] >= 0
+
+
+# ---------------------------------------------------------------------- a reused application id
+@pytest.mark.parametrize("policy", ["justitia", "vtc", "fcfs", "app_fcfs", "sjf", "plas", "atlas"])
+def test_reused_app_id_starts_a_new_application(model_dir: Path, monkeypatch: pytest.MonkeyPatch, policy: str) -> None:
+    """An id reused at once, while its ended application is still inside the fair-sharing reference
+    (it finished before its fair finish), starts a new application: no policy fallback, under load."""
+    s = build(model_dir, monkeypatch, policy, idle=1e9, max_num_seqs=4, num_blocks=40)
+    for a in range(3):  # long applications keep the engine saturated
+        for i in range(2):
+            s.add_request(make_request(f"L{a}.{i}", prompt_len=40, max_tokens=60, app_id=f"long{a}", app_cost_hint=1e6))
+    for rnd in range(3):  # "user-42" runs three times, each time ending (app_done) and coming back at once
+        for i in range(8):
+            s.add_request(make_request(f"u{rnd}.{i}", prompt_len=16, max_tokens=3, app_id="user-42",
+                                       app_cost_hint=1e5, app_done=(i == 7)))
+        fair_finish = s.justitia_policy.apps["user-42"].finish if policy == "justitia" else 0.0
+        for _ in range(200):
+            if not any(f"u{rnd}.{i}" in s.requests for i in range(8)):
+                break
+            step(s)
+        assert "user-42" not in s.justitia_policy.apps  # it ended (app_done) ...
+        if policy == "justitia":
+            assert s.justitia_policy.clock.v < fair_finish  # ... before its fair-sharing finish
+    assert s.justitia_policy.fallbacks == 0
+    assert s.apps_seen == 3 + 3 and s.justitia_stats()["apps_finished"] >= 3
+    run_until_idle(s)
+    st = s.justitia_stats()
+    assert st["tracked_requests"] == 0 and st["plugin_request_entries"] == 0 and s.justitia_policy.fallbacks == 0
+
+
+# ---------------------------------------------------------------------- vLLM priority as strict bands
+@pytest.mark.parametrize("policy", ["justitia", "fcfs"])
+def test_priority_bands_over_policy_order(model_dir: Path, monkeypatch: pytest.MonkeyPatch, policy: str) -> None:
+    """With --scheduling-policy priority a lower priority value always runs first; inside a band the
+    policy orders (Justitia: the small app before the big one that arrived first)."""
+    build(model_dir, monkeypatch, policy)  # sets the environment
+    s = create_scheduler(model_dir, JustitiaScheduler, max_num_seqs=1, scheduling_policy="priority")
+    assert s.priority_bands
+    s.add_request(make_request("big-lo", max_tokens=2, app_id="big-lo", app_cost_hint=1e9, priority=1))
+    s.add_request(make_request("big-hi", max_tokens=2, app_id="big-hi", app_cost_hint=1e9, priority=0))
+    s.add_request(make_request("small-hi", max_tokens=2, app_id="small-hi", app_cost_hint=10, priority=0))
+    s.add_request(make_request("small-lo", max_tokens=2, app_id="small-lo", app_cost_hint=10, priority=1))
+    assert [r.request_id for r in s.waiting][:2] == (["small-hi", "big-hi"] if policy == "justitia" else ["big-hi", "small-hi"])
+    assert s.waiting[0].request_id == s.waiting.peek_request().request_id and len(s.waiting[1:]) == 3
+    order = run_until_idle(s)
+    band_hi = {"big-hi", "small-hi"}
+    assert set(order[:2]) == band_hi  # the whole priority-0 band first
+    if policy == "justitia":
+        assert order == ["small-hi", "big-hi", "small-lo", "big-lo"]
+    else:
+        assert order == ["big-hi", "small-hi", "big-lo", "small-lo"]
+
+
+def test_priority_band_victim_is_the_lowest_band(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Preemption takes the lowest band's largest key, even if a higher band's key is larger."""
+    build(model_dir, monkeypatch, "justitia")
+    s = create_scheduler(model_dir, JustitiaScheduler, num_blocks=5, block_size=16, scheduling_policy="priority")
+    s.add_request(make_request("hi", prompt_len=24, max_tokens=20, app_id="H", app_cost_hint=1e9, priority=0))
+    s.add_request(make_request("lo", prompt_len=24, max_tokens=20, app_id="L", app_cost_hint=10, priority=5))
+    preempted: list[str] = []
+    for _ in range(15):
+        out, _ = step(s)
+        preempted += sorted(out.preempted_req_ids)
+        if preempted:
+            break
+    assert preempted == ["lo"]

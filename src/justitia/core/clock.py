@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Hashable
 from dataclasses import dataclass
 
 
@@ -40,6 +41,9 @@ class _Entry:
 class FairClock:
     """Event-driven virtual time of weighted GPS over applications (clock eqs. 1–2).
 
+    Entries are keyed by any hashable id; one key is one application *incarnation* (the Justitia
+    policy keys an id reused while its ended application is still in the reference ``(id, order)``).
+
     Costs: :meth:`arrive`, :meth:`update_cost` and :meth:`remove` are O(log n) amortised;
     :meth:`advance` is O(1) plus O(log n) per application that leaves the reference.
     """
@@ -48,8 +52,8 @@ class FairClock:
         self.now = 0.0
         self.v = 0.0
         self.wsum = 0.0
-        self._heap: list[tuple[float, int, str]] = []
-        self._apps: dict[str, _Entry] = {}
+        self._heap: list[tuple[float, int, Hashable]] = []
+        self._apps: dict[Hashable, _Entry] = {}
         self._seq = 0
         self.rate = 0.0
         self.set_rate(capacity_tokens, iteration_s)
@@ -64,9 +68,9 @@ class FairClock:
         self.rate = capacity_tokens / iteration_s
 
     # ------------------------------------------------------------------ events
-    def advance(self, t: float) -> list[tuple[str, float]]:
+    def advance(self, t: float) -> list[tuple[Hashable, float]]:
         """Move real time to ``t``; return ``(app_id, real_time)`` of each departure, in order."""
-        departed: list[tuple[str, float]] = []
+        departed: list[tuple[Hashable, float]] = []
         if t <= self.now:
             return departed
         heap = self._heap
@@ -93,7 +97,7 @@ class FairClock:
         self.now = t
         return departed
 
-    def arrive(self, app_id: str, t: float, cost: float, weight: float = 1.0, start: float | None = None) -> float:
+    def arrive(self, app_id: Hashable, t: float, cost: float, weight: float = 1.0, start: float | None = None) -> float:
         """Admit ``app_id`` at real time ``t``; return its finish tag ``F`` (clock eq. 2).
 
         ``start`` re-admits an application that already left with its original start tag ``S``
@@ -115,7 +119,7 @@ class FairClock:
         heapq.heappush(self._heap, (entry.finish, entry.seq, app_id))
         return entry.finish
 
-    def update_cost(self, app_id: str, cost: float) -> float:
+    def update_cost(self, app_id: Hashable, cost: float) -> float:
         """Re-tag an active application with a new total cost; return the new ``F`` (clock eq. 2)."""
         e = self._apps.get(app_id)
         if e is None:
@@ -126,7 +130,7 @@ class FairClock:
         heapq.heappush(self._heap, (e.finish, e.seq, app_id))
         return e.finish
 
-    def remove(self, app_id: str) -> None:
+    def remove(self, app_id: Hashable) -> None:
         """Take an application out of the reference early (e.g. aborted); no-op if it already left."""
         e = self._apps.pop(app_id, None)
         if e is not None and e.active:
@@ -136,7 +140,7 @@ class FairClock:
                 self.wsum = 0.0
 
     # ------------------------------------------------------------------ queries
-    def __contains__(self, app_id: str) -> bool:
+    def __contains__(self, app_id: object) -> bool:
         return app_id in self._apps
 
     def __len__(self) -> int:

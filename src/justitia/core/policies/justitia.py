@@ -22,6 +22,7 @@ Without the feature the policy behaves exactly as on a single server.
 from __future__ import annotations
 
 import math
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -36,6 +37,7 @@ class _JustitiaApp(AppState):
     estimated: float  # Ĉ: the cost F was computed from (raised by refinement)
     served: float = 0.0  # KV service received so far (token·iterations)
     global_tag: bool = False  # ordered by the cluster dispatcher's global finish tag
+    ref: Hashable = None  # its key in the clock: the app id, or (id, order) if that id is still in it
 
 
 class Justitia(Policy):
@@ -66,8 +68,12 @@ class Justitia(Policy):
         self.refinements = 0
 
     def set_capacity(self, capacity_tokens: float, iteration_s: float | None = None) -> None:
+        version = self.version
         super().set_capacity(capacity_tokens, iteration_s)
         self.clock.set_rate(self.capacity_tokens, self.iteration_s)
+        # The new rate moves V from now on; no finish tag F moves, so no key does: engines keep
+        # their cached orders (the vLLM plugin pushes a new iteration time up to once a second).
+        self.version = version
 
     def new_app(self, app: AppInfo, order: int, now: float) -> _JustitiaApp:
         tag = app.features.get("finish_tag") if app.features else None
@@ -77,9 +83,12 @@ class Justitia(Policy):
         if not math.isfinite(est):
             raise ValueError(f"estimated cost of application {app.app_id!r} must be a finite number, got {est!r}")
         est = max(est, 0.0)  # a regression may dip below 0
-        f = self.clock.arrive(app.app_id, now, est, app.weight)
+        # An id reused after its application ended may still be in the reference (it ended before
+        # its fair finish): this incarnation then gets its own entry, keyed (id, arrival order).
+        ref: Hashable = app.app_id if app.app_id not in self.clock else (app.app_id, order)
+        f = self.clock.arrive(ref, now, est, app.weight)
         # S = V(now): arrive() advanced the clock to now
-        state = self.record(app, order, finish=f, start=self.clock.v, estimated=est)
+        state = self.record(app, order, finish=f, start=self.clock.v, estimated=est, ref=ref)
         if tag is not None:
             state.finish, state.global_tag = float(tag), True
         return state
@@ -122,15 +131,20 @@ class Justitia(Policy):
     def virtual_time(self) -> float:
         return self.clock.v
 
+    def in_reference(self, app_id: str) -> bool:
+        """True while the live application ``app_id`` is still in the fair-sharing reference (V < F)."""
+        app = self.apps.get(app_id)
+        return app is not None and app.ref in self.clock
+
     def _retag(self, app: _JustitiaApp, cost: float, now: float) -> None:
-        app_id, w = app.info.app_id, app.info.weight
+        ref, w = app.ref, app.info.weight
         app.estimated = cost
-        if app_id in self.clock:
-            f = self.clock.update_cost(app_id, cost)
+        if ref in self.clock:
+            f = self.clock.update_cost(ref, cost)
         elif app.start + cost / w <= self.clock.v:
             return  # already out of the reference and the new cost keeps it out
         else:
-            f = self.clock.arrive(app_id, now, cost, w, start=app.start)
+            f = self.clock.arrive(ref, now, cost, w, start=app.start)
         if app.global_tag:
             return  # ordered by the dispatcher's global tag, not the local clock
         if f != app.finish:

@@ -1,6 +1,7 @@
 """GPU-free builders in vLLM's own test style (vLLM tests/v1/core/utils.py; DESIGN §3).
 
-Used by the plugin's unit tests and by ``benchmarks/plugin_overhead.py``.
+Used by the plugin's unit tests and by ``benchmarks/plugin_overhead.py`` (found through pytest's
+``pythonpath``; the benchmark puts this folder on ``sys.path``).
 
 A scheduler is built from a folder holding only a ``config.json`` (``skip_tokenizer_init``), with a
 ``KVCacheConfig`` of one ``FullAttentionSpec`` group, and is driven by fake ``ModelRunnerOutput`` s:
@@ -40,10 +41,10 @@ def config_dir(tmp: Path) -> Path:
 
 
 def create_scheduler(model_dir: Path, cls: type = Scheduler, num_blocks: int = 1000, block_size: int = 16,
-                     max_num_seqs: int = 16, max_num_batched_tokens: int = 2048) -> Any:
+                     max_num_seqs: int = 16, max_num_batched_tokens: int = 2048, scheduling_policy: str = "fcfs") -> Any:
     sched_cfg = SchedulerConfig(max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
                                 max_model_len=max_num_batched_tokens, enable_chunked_prefill=True,
-                                is_encoder_decoder=False)
+                                is_encoder_decoder=False, policy=scheduling_policy)
     model_cfg = ModelConfig(model=str(model_dir), dtype="float32", seed=0, skip_tokenizer_init=True)
     cache_cfg = CacheConfig(block_size=block_size, cache_dtype="auto", enable_prefix_caching=False)
     vllm_cfg = VllmConfig(scheduler_config=sched_cfg, model_config=model_cfg, cache_config=cache_cfg)
@@ -57,9 +58,10 @@ def create_scheduler(model_dir: Path, cls: type = Scheduler, num_blocks: int = 1
                structured_output_manager=StructuredOutputManager(vllm_cfg))
 
 
-def make_request(rid: str, prompt_len: int = 16, max_tokens: int = 8, **xargs: Any) -> Request:
+def make_request(rid: str, prompt_len: int = 16, max_tokens: int = 8, priority: int = 0, **xargs: Any) -> Request:
     sp = SamplingParams(max_tokens=max_tokens, ignore_eos=True, extra_args=dict(xargs) if xargs else None)
-    return Request(request_id=rid, prompt_token_ids=[7] * prompt_len, sampling_params=sp, pooling_params=None)
+    return Request(request_id=rid, prompt_token_ids=[7] * prompt_len, sampling_params=sp, pooling_params=None,
+                   priority=priority)
 
 
 def fake_output(sched_out: Any) -> ModelRunnerOutput:
