@@ -11,7 +11,8 @@ import math
 
 import pytest
 
-from justitia.bench.metrics import critical_path_s, evaluate, pfq_bound_s
+from justitia.apps.model import AppSpec, Call, Stage
+from justitia.bench.metrics import critical_path_s, evaluate, fragmentation_blocking_s, pfq_bound_s
 from justitia.sim.result import AppRecord, RunResult
 
 M, IT = 100.0, 0.01  # as in conftest.py
@@ -65,8 +66,11 @@ def test_critical_path_adds_to_the_allowance(run, workload):
     # a: 1 prefill + 4 decode iterations; b: 5 it, 0.2 s tool delay, 5 it; c: 5 it
     assert got["a"].critical_path_s == pytest.approx(0.05)
     assert got["b"].critical_path_s == pytest.approx(0.30)
-    assert got["b"].allowed_delay_s == pytest.approx(0.60)
-    # b (0.55 <= 0.6) is within its engine-aware allowance now; c (0.5 > 0.35) is not
+    # + bound eq. 5: the hand workload's prompts do not fit beside the others in M = 100: p_i / M (capped
+    # at 1) of the longest other call's 5 iterations, 0.05 s for b, 0.97 · 0.05 s for c
+    assert got["b"].allowed_delay_s == pytest.approx(0.60 + 0.05)
+    assert got["c"].allowed_delay_s == pytest.approx(0.35 + 0.97 * 0.05)
+    # b (0.55 <= 0.65) is within its engine-aware allowance now; c (0.5 > 0.3985) is not
     assert not got["b"].over_bound and got["c"].over_bound and not got["a"].over_bound
     assert m.apps_over_fair_bound == 1
     assert m.apps_over_pfq_bound == 2
@@ -122,5 +126,17 @@ def test_critical_path_can_use_the_real_iteration_time(run, workload):
     m = evaluate(run, workload, path_iteration_s=0.02)
     c = next(a for a in m.apps if a.app_id == "c")
     assert c.critical_path_s == pytest.approx(0.10)
-    assert c.allowed_delay_s == pytest.approx(0.3 + 0.10)
+    assert c.allowed_delay_s == pytest.approx(0.3 + 0.10 + 0.97 * 0.10)  # eq. 5's term at 0.02 s too
     assert c.fair_finish_s == pytest.approx(0.4)  # the reference itself is unchanged
+
+
+def test_blocking_by_running_requests_applies_only_if_the_prompt_can_be_kept_out() -> None:
+    big = AppSpec("big", 0.0, "t", (Stage((Call(600, 9),)),))
+    other = AppSpec("o", 0.0, "t", (Stage((Call(283, 300), Call(10, 50))),))
+    small = AppSpec("s", 0.0, "t", (Stage((Call(100, 320),)),))
+    # 600 + 583 + 60 + 420 > 1024: 600/1024 of the longest other call (1 prefill iteration at 256 + 319
+    # decode), not big's own; with room for everything at once the term is 0
+    assert fragmentation_blocking_s(big, [big, other, small], 1024, 0.01, 256) == pytest.approx(600 / 1024 * 3.20)
+    assert fragmentation_blocking_s(big, [big, other, small], 10_000, 0.01, 256) == 0.0
+    assert fragmentation_blocking_s(big, [big, small], 1024, 0.01, 256) == 0.0  # 600 + 420 fits
+    assert fragmentation_blocking_s(big, [big], 1024, 0.01, 256) == 0.0

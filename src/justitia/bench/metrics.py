@@ -42,13 +42,29 @@ and the allowance we check is the PGPS term plus that:
 
     allowed_delay_i = fair_bound_s + critical_path_s(i)                                (bound eq. 3)
 
+**Fragmentation.** Running requests are preempted only when the cache runs out, never to admit a
+waiting one (as in vLLM), and nothing is admitted past a waiting head. While app ``i``'s request waits
+first in line for ``D`` iterations, the requests holding the cache were admitted before it arrived,
+and it does not fit: fewer than ``p_i`` tokens are free (``p_i`` its largest prompt). So the engine
+serves ``≥ (M − p_i)·D`` token·iterations to work the PGPS term already charges, and
+``D ≤ C/M + p_i·D/M``: the PGPS term plus the unused cache, ``p_i / M`` of each iteration, which the rate-``M`` reference
+never loses. ``D`` is at most the longest call ``j`` of another app (its critical path: prefill
+iterations + ``o_j − 1``), after which everything admitted before ``i`` arrived has finished. Theorem
+B.1 assumes prompts small against ``M`` (no fragmentation), where this vanishes; with large ones it
+does not. Example (4 apps, ``M`` = 1024): a 283+300-token request admitted 0.1 ms before a 600-token
+prompt arrives holds 18–37 of 64 blocks for 300 iterations, the prompt needs 38 and waits them all out
+(``C/M`` = 127 iterations); two 274-token sequences against a 577-token prompt do the same. So
+
+    allowed_delay_i = fair_bound_s + critical_path_s(i) + blocking_s(i)                (bound eq. 5)
+
+with ``blocking_s(i) = p_i / M · D_max`` (:func:`fragmentation_blocking_s`), 0 if ``i``'s largest
+prompt fits beside all other apps' calls at once (it can never wait).
+
 ``apps_over_fair_bound`` counts apps with ``delay_vs_fair_s > allowed_delay_i`` (plus a tiny epsilon).
 This is an engineering carry-over, not a theorem. It further assumes (a) the engine sustains the
 reference's rate ``M / iteration_s`` — hence the measured rate; (b) a request with a smaller tag can
-start when it is first in line — but, as in vLLM, running requests are preempted only when the cache
-runs out, never to admit a waiting one, so a big request admitted earlier keeps its memory for its
-whole decode; (c) memory is the bottleneck — in a burst of long prompts prefill *compute* is, and the
-memory-centric reference does not see it. A count > 0 under oracle costs points at one of these;
+start when it is first in line, but for the fragmentation above; (c) memory is the bottleneck — in
+a burst of long prompts prefill *compute* is, and the memory-centric reference does not see it. A count > 0 under oracle costs points at one of these;
 ``apps_over_pfq_bound`` (bound eq. 1 alone) is kept for contrast.
 
 The paper's bound and its fairness metric
@@ -103,6 +119,29 @@ def critical_path_s(app: AppSpec, iteration_s: float, prefill_tokens_per_iter: i
     return total
 
 
+def fragmentation_blocking_s(app: AppSpec, others: Iterable[AppSpec], capacity_tokens: float, iteration_s: float,
+                             prefill_tokens_per_iter: int | None = None) -> float:
+    """Bound eq. 5: the cache ``app``'s largest prompt ``p_i`` can leave unused while it waits, in seconds.
+
+    ``p_i / M`` times the longest critical path (prefill iterations + ``o_j − 1``) of another app's call
+    ``j``, at ``iteration_s`` (module docstring, "Fragmentation"); 0 if ``p_i`` fits beside every other
+    app's call at once (``p_i + Σ_j (p_j + o_j) ≤ M``), when it never waits for room.
+    """
+    p_i = max((c.prompt_tokens for c in app.calls()), default=0)
+    held = 0
+    worst = 0
+    for other in others:
+        if other.app_id == app.app_id:
+            continue
+        for c in other.calls():
+            held += c.prompt_tokens + c.output_tokens
+            pre = 1 if prefill_tokens_per_iter is None else math.ceil(c.prompt_tokens / prefill_tokens_per_iter)
+            worst = max(worst, pre + c.output_tokens - 1)
+    if p_i + held <= capacity_tokens:
+        return 0.0
+    return worst * iteration_s * min(p_i / capacity_tokens, 1.0)  # it waits D at most
+
+
 def pfq_bound_s(costs: Iterable[float], capacity_tokens: float, iteration_s: float) -> float:
     """Bound eq. 1: ``(C_max / M) · iteration_s`` seconds — the largest app served at the full rate."""
     if not (capacity_tokens > 0 and math.isfinite(capacity_tokens)):
@@ -125,7 +164,7 @@ class AppMetrics:
     cost: float
     estimated_cost: float | None
     critical_path_s: float
-    allowed_delay_s: float  # bound eq. 3
+    allowed_delay_s: float  # bound eq. 5 (eq. 3 + fragmentation)
     fair_ratio: float | None = None  # ACT / ACT under vtc, set by apply_fair_ratios
 
     @property
@@ -183,7 +222,7 @@ class PolicyMetrics:
 
     @property
     def apps_over_fair_bound(self) -> int:
-        """Apps later than fair finish + bound eq. 3 (PGPS term + own critical path)."""
+        """Apps later than fair finish + their allowance (bound eq. 5: eq. 3 + fragmentation)."""
         return sum(1 for a in self.apps if a.over_bound)
 
     @property
@@ -311,6 +350,8 @@ def evaluate(
     for r in result.apps:
         spec = specs.get(r.app_id)
         path = critical_path_s(spec, path_it, prefill_tokens_per_iter) if spec is not None else 0.0
+        frag = 0.0 if spec is None else fragmentation_blocking_s(spec, specs.values(), cap, path_it,
+                                                                  prefill_tokens_per_iter)
         apps.append(
             AppMetrics(
                 app_id=r.app_id,
@@ -321,7 +362,7 @@ def evaluate(
                 cost=r.cost,
                 estimated_cost=r.estimated_cost,
                 critical_path_s=path,
-                allowed_delay_s=bound + path,
+                allowed_delay_s=bound + path + frag,
             )
         )
     return PolicyMetrics(

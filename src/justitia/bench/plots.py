@@ -5,7 +5,7 @@
   ``ACT / max(fair ACT, critical path)``: the fluid reference's ACT (clock eq. 2) floored by the app's
   own minimum duration on the engine (bound eq. 2 in :mod:`.metrics`), so 1 means "as fast as fair
   sharing could have made it". Right: CDF of each app's delay beyond its fair finish as a fraction of
-  its allowance (bound eq. 3); apps right of 1 are over the bound.
+  its allowance (bound eq. 5); apps right of 1 are over the bound.
 """
 
 from __future__ import annotations
