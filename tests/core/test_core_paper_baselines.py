@@ -75,3 +75,42 @@ def test_justitia_c_kappa_is_measured_from_service_and_fixed_per_app() -> None:
 def test_justitia_c_refuses_a_predicted_cost() -> None:
     with pytest.raises(ValueError, match="estimator"):
         make_policy("justitia-c-typemean", 1000, 0.02)
+
+
+class _Fixed:
+    """An estimator that says the same cost for every application."""
+
+    name = "fixed"
+
+    def __init__(self, cost: float) -> None:
+        self.cost = cost
+
+    def estimate(self, app: AppInfo) -> float:
+        return self.cost
+
+
+def test_justitia_plus_refines_an_overrun_to_1_25x_the_service_not_2x() -> None:
+    from justitia.core.policies.justitia import Justitia
+    from justitia.core.policies.justitia_plus import JustitiaPlus
+
+    tags = {}
+    for cls in (Justitia, JustitiaPlus):
+        d = Driver(cls(1000, 0.02, estimator=_Fixed(1_000.0)))
+        d.app("a", 0.0)
+        r = d.req("a", 0.0, prompt=100)
+        held = d.serve(r, 0.0, decode=10)  # 10·100 + 55 = 1055 > the 1000 predicted
+        assert d.p.estimated["a"] == pytest.approx(held * (2.0 if cls is Justitia else 1.25))
+        tags[cls.__name__] = d.p.finish["a"]
+    assert tags["JustitiaPlus"] < tags["Justitia"]
+
+
+def test_justitia_plus_is_justitia_under_oracle_costs() -> None:
+    from justitia.apps.workloads import make_workload
+    from justitia.sim.config import preset
+    from justitia.sim.engine import make_simulation_policy, simulate
+
+    cfg = preset("h100-llama2-7b", capacity_tokens=4096, max_num_seqs=32)
+    apps = make_workload("paper-mix", 40, seed=3, rate=4.0)
+    a = simulate(apps, make_simulation_policy("justitia", cfg), cfg)
+    b = simulate(apps, make_simulation_policy("justitia-plus", cfg), cfg)
+    assert [(r.app_id, r.completion_s) for r in a.apps] == [(r.app_id, r.completion_s) for r in b.apps]

@@ -40,7 +40,7 @@ from justitia.core.safe import SafePolicy
 from justitia.sim.config import EngineConfig, preset
 from justitia.sim.engine import Simulator, make_simulation_policy
 
-POLICIES = ["fcfs", "app_fcfs", "vtc", "sjf", "plas", "atlas", "justitia", "req-sjf", "justitia-c"]
+POLICIES = ["fcfs", "app_fcfs", "vtc", "sjf", "plas", "atlas", "justitia", "req-sjf", "justitia-c", "justitia-plus"]
 NO_STARVATION = ["fcfs", "app_fcfs", "plas", "atlas", "justitia"]  # sjf and vtc do not (see the contrast test)
 
 # A small engine where memory is scarce: 64 blocks of 16 tokens, 16 sequences, 256-token chunks.
@@ -210,13 +210,13 @@ def test_a_randomly_failing_policy_never_loses_a_request(name: str, apps: list[A
 
 
 # ---------------------------------------------------------------------- the fair-sharing bound
-def check_bound(apps: list[AppSpec]) -> Any:
+def check_bound(apps: list[AppSpec], name: str = "justitia") -> Any:
     """Justitia with oracle costs, judged as ``justitia simulate`` judges it: the reference and the
     policy's clock run at the engine's measured saturated rate (:func:`measure_iteration_s`), and
     critical paths are timed at its measured saturated iteration (bound eq. 5 of bench.metrics)."""
     cfg = CFG.replace(check_invariants=False)
     it_s, path_s = measure_iteration_s(apps, cfg)
-    policy = make_policy("justitia", cfg.kv_capacity, it_s)  # oracle estimator: true costs
+    policy = make_policy(name, cfg.kv_capacity, it_s)  # oracle estimator: true costs
     _, res = run(apps, policy, cfg)
     return evaluate(res, apps, iteration_s=it_s, capacity_tokens=cfg.kv_capacity,
                     prefill_tokens_per_iter=cfg.max_num_batched_tokens, path_iteration_s=path_s)
@@ -239,12 +239,13 @@ def test_justitia_oracle_multi_stage_apps_finish_within_the_fair_bound(apps: lis
     assert m.apps_over_fair_bound == 0, late
 
 
+@pytest.mark.parametrize("name", ["justitia", "justitia-plus"])
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(apps=workloads(max_apps=8, max_stages=2))
-def test_justitia_oracle_finishes_within_the_papers_bound_plus_its_critical_path(apps: list[AppSpec]) -> None:
+def test_justitia_oracle_finishes_within_the_papers_bound_plus_its_critical_path(name: str, apps: list[AppSpec]) -> None:
     # The paper's Theorem B.1 (bound eq. 4 of bench.metrics: (2·c_max + C_max) / M at the reference
     # rate), with each app's critical path added: the fluid reference lets an app use all of M at once.
-    m = check_bound(apps)
+    m = check_bound(apps, name)
     assert m.paper_bound_s >= m.fair_bound_s > 0
     late = [(a.app_id, a.delay_vs_fair_s, m.paper_bound_s + a.critical_path_s) for a in m.apps
             if a.delay_vs_fair_s > m.paper_bound_s + a.critical_path_s + 1e-6]

@@ -260,6 +260,7 @@ _POLICIES: dict[str, str] = {
     "justitia": "justitia.core.policies.justitia:Justitia",
     "req-sjf": "justitia.core.policies.req_sjf:ReqSJF",
     "justitia-c": "justitia.core.policies.justitia_c:JustitiaC",
+    "justitia-plus": "justitia.core.policies.justitia_plus:JustitiaPlus",
 }
 
 
