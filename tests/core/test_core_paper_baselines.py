@@ -99,8 +99,8 @@ def test_justitia_plus_refines_an_overrun_to_1_25x_the_service_not_2x() -> None:
         d.app("a", 0.0)
         r = d.req("a", 0.0, prompt=100)
         held = d.serve(r, 0.0, decode=10)  # 10·100 + 55 = 1055 > the 1000 predicted
-        assert d.p.estimated["a"] == pytest.approx(held * (2.0 if cls is Justitia else 1.25))
-        tags[cls.__name__] = d.p.finish["a"]
+        assert d.p.apps["a"].estimated == pytest.approx(held * (2.0 if cls is Justitia else 1.25))
+        tags[cls.__name__] = d.p.apps["a"].finish
     assert tags["JustitiaPlus"] < tags["Justitia"]
 
 
