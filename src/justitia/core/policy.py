@@ -212,6 +212,7 @@ _POLICIES: dict[str, str] = {
 # estimator name -> factory "module:callable" returning an Estimator; extended by justitia.predict.
 _ESTIMATORS: dict[str, str] = {
     "oracle": "justitia.core.estimators:OracleEstimator",
+    **{f"noisy{k}": f"justitia.core.estimators:noisy{k}" for k in range(1, 5)},
 }
 
 
