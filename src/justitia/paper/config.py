@@ -91,11 +91,10 @@ def quick(**changes: Any) -> PaperConfig:
 
 def paper_suite_settings() -> dict[str, Any]:
     """The paper's workload, engine and agent classes (only when this build has them)."""
-    from justitia.apps import workloads
+    from justitia.apps.paper_inputs import paper_suite_input_text
 
-    text = getattr(workloads, "paper_suite_input_text", None)
-    return {"workload": PREFERRED[0], "gpu": PREFERRED[1], "elephant_type": "MRS",
-            "mouse_types": ("KBQA-V", "CC", "ALFWI"), "input_text": text}
+    return {"workload": PREFERRED[0], "gpu": PREFERRED[1], "elephant_type": "mrs",
+            "mouse_types": ("kbqa-v", "cc", "alfwi"), "input_text": paper_suite_input_text}
 
 
 def make_apps(cfg: PaperConfig, density: float, seed: int | None = None, n_apps: int | None = None) -> list[AppSpec]:
@@ -105,24 +104,34 @@ def make_apps(cfg: PaperConfig, density: float, seed: int | None = None, n_apps:
     seed = cfg.seed if seed is None else seed
     n = cfg.n_apps if n_apps is None else n_apps
     if cfg.paper_setup:
-        return paper_suite_apps(n, density, seed, cfg.gpu)
+        from justitia.apps.arrivals import density_rate
+        from justitia.apps.workloads import make_workload
+
+        return make_workload(PREFERRED[0], n, seed, rate=density_rate(density))
     _, apps = prepare_workload(cfg.workload, n, density * cfg.load_per_density, seed, cfg.gpu)
     return apps
 
 
-def paper_suite_apps(n_apps: int, density: float, seed: int, gpu: str) -> list[AppSpec]:
-    """``paper-suite`` with Mooncake arrivals at ``density`` (the paper's own arrival process)."""
-    from justitia.bench.experiment import prepare_workload
-
-    _, apps = prepare_workload(PREFERRED[0], n_apps, None, seed, gpu, density=density)  # type: ignore[call-arg]
-    return apps
-
-
 def type_samples(cfg: PaperConfig, app_type: str, n: int, seed: int) -> list[AppSpec]:
-    """``n`` applications of one type (training sets of Table 1, Fig. 9's elephant and mice)."""
+    """``n`` agents of one type, all arriving at 0 (Table 1's training sets, Fig. 9's elephant and mice):
+    a class of the paper's suite from its own generator, else the single-type named workload."""
+    import numpy as np
+
+    classes = _paper_classes()
+    if app_type in classes:
+        rng = np.random.default_rng([seed, 13])
+        return [classes[app_type](rng, f"{app_type}-{i:05d}", 0.0) for i in range(n)]
     from justitia.apps.workloads import make_workload
 
     return make_workload(app_type, n, seed)
+
+
+def _paper_classes() -> dict[str, Callable[..., AppSpec]]:
+    try:
+        from justitia.apps.paper_suite import PAPER_CLASSES
+    except ImportError:
+        return {}
+    return dict(PAPER_CLASSES)
 
 
 def workload_types(apps: Sequence[AppSpec]) -> list[str]:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from justitia.core.policy import AppInfo
+from justitia.predict.models import relu_mlp
 
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -93,12 +94,7 @@ class TypeModel:
     scale: float
 
     def predict(self, text: str) -> float:
-        h = self.tfidf.transform(text)
-        last = len(self.layers) - 1
-        for i, (w, b) in enumerate(self.layers):
-            h = h @ w + b
-            if i < last:
-                np.maximum(h, 0.0, out=h)
+        h = relu_mlp(self.layers, self.tfidf.transform(text))
         return max(float(h[0]), 1e-3) * self.scale  # a regression may dip below 0: keep costs positive
 
 
