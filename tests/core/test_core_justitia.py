@@ -6,7 +6,8 @@ import pytest
 from core_policy_driver import Driver, assert_no_app_state
 
 from justitia.core.policies.justitia import Justitia
-from justitia.core.policy import AppInfo, Req, make_policy
+from justitia.core.policy import AppInfo, Req
+from justitia.policies import make_policy
 
 CAP, IT = 1000.0, 0.02  # rate = 50,000 token·iterations per second
 

@@ -8,7 +8,8 @@ import random
 import pytest
 from core_policy_driver import Driver, assert_no_app_state
 
-from justitia.core.policy import Policy, make_policy, policy_names
+from justitia.core.policy import Policy, policy_names
+from justitia.policies import make_policy
 
 ALL = ["fcfs", "app_fcfs", "vtc", "sjf", "plas", "atlas", "justitia"]
 

@@ -6,7 +6,8 @@ import pytest
 from core_policy_driver import Driver, assert_no_app_state
 
 from justitia.core.policies.sjf import SJF
-from justitia.core.policy import AppInfo, make_policy
+from justitia.core.policy import AppInfo
+from justitia.policies import make_policy
 
 
 class HalfEstimator:

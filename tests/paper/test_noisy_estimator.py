@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from justitia.core.estimators import NoisyOracleEstimator
-from justitia.core.policy import AppInfo, make_policy
+from justitia.core.policy import AppInfo
+from justitia.policies import make_policy
 
 
 def _info(i: int, cost: float = 1000.0) -> AppInfo:

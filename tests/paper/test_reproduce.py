@@ -55,7 +55,7 @@ def test_elephant_then_mice():
 
 
 def test_decision_timer_keeps_the_run_identical():
-    from justitia.core.policy import make_policy
+    from justitia.policies import make_policy
     from justitia.sim.config import preset
     from justitia.sim.engine import simulate
 
@@ -67,5 +67,5 @@ def test_decision_timer_keeps_the_run_identical():
     assert [r.completion_s for r in plain.apps] == [r.completion_s for r in timed.apps]
     s = timer.summary()
     assert s["decisions"] == len(timer.per_decision) > len(apps)
-    assert 0 < s["mean_ms"] <= s["p99_ms"] <= s["max_ms"]
+    assert 0 < s["mean_ms"] <= s["max_ms"] and 0 < s["p99_ms"] <= s["max_ms"]
     assert np.all(np.asarray(timer.per_decision) >= 0)

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from justitia.core.policy import AppInfo, make_policy
+from justitia.core.policy import AppInfo
+from justitia.policies import make_policy
 from justitia.predict import estimators as est_mod
 from justitia.predict.estimators import LinearEstimator, MLPEstimator, TypeMeanEstimator
 from justitia.predict.evaluate import evaluate_model, rankdata, spearman

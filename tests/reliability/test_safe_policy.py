@@ -8,7 +8,8 @@ import math
 import pytest
 
 from justitia.core.policies.justitia import Justitia
-from justitia.core.policy import AppInfo, Key, Req, make_policy
+from justitia.core.policy import AppInfo, Key, Req
+from justitia.policies import make_policy
 from justitia.core.safe import FALLBACK, HEALTHY, SafePolicy
 
 

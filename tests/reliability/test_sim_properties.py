@@ -33,7 +33,8 @@ from hypothesis import strategies as st
 from justitia.apps.model import AppSpec, Call, Stage
 from justitia.bench.experiment import measure_iteration_s
 from justitia.bench.metrics import evaluate
-from justitia.core.policy import Key, Policy, Req, make_policy
+from justitia.core.policy import Key, Policy, Req
+from justitia.policies import make_policy
 from justitia.core.safe import SafePolicy
 from justitia.sim.config import EngineConfig, preset
 from justitia.sim.engine import Simulator, make_simulation_policy

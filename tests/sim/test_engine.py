@@ -10,7 +10,8 @@ from sim_helpers import SMALL_LAT, random_apps, small_config
 
 from justitia.apps.model import AppSpec, Call, Stage
 from justitia.core.policies.fcfs import FCFS
-from justitia.core.policy import Req, make_policy, policy_names
+from justitia.core.policy import Req, policy_names
+from justitia.policies import make_policy
 from justitia.sim.config import nominal_iteration_s, preset
 from justitia.sim.engine import Simulator, arrival_features, make_simulation_policy, simulate
 

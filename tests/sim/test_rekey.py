@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from sim_helpers import random_apps, small_config
 
-from justitia.core.policy import Policy, make_policy
+from justitia.core.policy import Policy
+from justitia.policies import make_policy
 from justitia.sim.config import nominal_iteration_s, preset
 from justitia.sim.engine import Simulator, make_simulation_policy
 

@@ -74,17 +74,14 @@ def parse_policies(text: str) -> list[str]:
 def build_policy(name: str, capacity_tokens: float, iteration_s: float, estimator: str = "oracle") -> Any:
     """A fresh policy by name. ``estimator`` applies to policies that need a cost (``justitia``, ``sjf``)
     unless the name carries its own (``justitia-mlp``); a non-oracle one shows in the policy's name."""
-    from justitia.core.policy import make_policy
+    from justitia.policies import make_policy, with_estimator
 
-    policy = make_policy(name, capacity_tokens, iteration_s)
-    if "-" not in name and getattr(policy, "needs_cost", False) and estimator != "oracle":
-        policy = make_policy(f"{name}-{estimator}", capacity_tokens, iteration_s)
-    return policy
+    return make_policy(with_estimator(name, estimator), capacity_tokens, iteration_s)
 
 
 def validate_policies(names: Sequence[str], estimator: str) -> None:
     """Fail fast (before simulating anything) on an unknown policy or estimator name."""
-    from justitia.core.policy import make_estimator
+    from justitia.predict.estimators import make_estimator
 
     make_estimator(estimator)
     for n in names:
@@ -221,7 +218,7 @@ def prepare_workload(
     """
     from justitia.apps.arrivals import scale_to_load
     from justitia.apps.workloads import WORKLOADS, load_workload
-    from justitia.bench.simulate_cli import DEFAULT_APPS, DEFAULT_LOAD
+    from justitia.bench import DEFAULT_APPS, DEFAULT_LOAD
 
     if n_apps is not None and n_apps < 1:
         raise ValueError(f"--apps must be a positive integer, got {n_apps}")

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from justitia.bench.metrics import PolicyMetrics
+from justitia.core.policy import split_policy_name
 
 # One fixed colour and line style per known policy so figures compare across runs.
 _STYLE: dict[str, tuple[str, str]] = {
@@ -33,7 +34,10 @@ _EXTRA = ["#17becf", "#e377c2", "#2ca02c", "#393b79", "#637939"]
 
 
 def _style(name: str, i: int) -> dict[str, object]:
-    base = name.partition("-")[0]
+    try:
+        base = split_policy_name(name)[0]
+    except ValueError:  # a label that is no registered policy: its own colour
+        base = name
     color, ls = _STYLE.get(base, (_EXTRA[i % len(_EXTRA)], "-"))
     if base != name:  # e.g. justitia-mlp: same colour family, dotted
         ls = ":"

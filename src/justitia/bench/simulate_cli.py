@@ -8,13 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-DEFAULT_WORKLOAD = "paper-mix"
-DEFAULT_POLICIES = "fcfs,app_fcfs,vtc,sjf,plas,atlas,justitia"
-DEFAULT_APPS = 400
-# Offered load as a fraction of the KV memory-time the engine supplies (justitia.apps.arrivals):
-# at 0.9 memory is the bottleneck (queues build in bursts, big apps block small ones) while the
-# fluid reference stays stable (< 1), so delays vs fair sharing are finite and comparable.
-DEFAULT_LOAD = 0.9
+from justitia.bench import DEFAULT_APPS, DEFAULT_LOAD, DEFAULT_POLICIES, DEFAULT_WORKLOAD
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

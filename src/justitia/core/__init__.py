@@ -5,7 +5,7 @@ Imports neither vLLM nor torch (DESIGN §1).
 
 from justitia.core.clock import FairClock
 from justitia.core.cost import app_cost, call_cost
-from justitia.core.policy import AppInfo, Policy, Req, make_policy, policy_names
+from justitia.core.policy import AppInfo, Policy, Req, policy_class, policy_names, split_policy_name
 
 __all__ = [
     "AppInfo",
@@ -14,6 +14,7 @@ __all__ = [
     "Req",
     "app_cost",
     "call_cost",
-    "make_policy",
+    "policy_class",
     "policy_names",
+    "split_policy_name",
 ]

@@ -23,7 +23,7 @@ from __future__ import annotations
 import importlib
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -198,7 +198,9 @@ class TracksChangedApps:
 
 
 # ---------------------------------------------------------------------- registry
-# name -> "module:Class"; modules are imported on first use so the registry stays cheap.
+# name -> "module:Class"; modules are imported on first use so the registry stays cheap. Estimators are
+# not registered here: :mod:`justitia.policies` builds a policy with its estimator (core never imports
+# :mod:`justitia.predict`).
 _POLICIES: dict[str, str] = {
     "fcfs": "justitia.core.policies.fcfs:FCFS",
     "app_fcfs": "justitia.core.policies.app_fcfs:AppFCFS",
@@ -209,30 +211,14 @@ _POLICIES: dict[str, str] = {
     "justitia": "justitia.core.policies.justitia:Justitia",
 }
 
-# estimator name -> factory "module:callable" returning an Estimator; extended by justitia.predict.
-_ESTIMATORS: dict[str, str] = {
-    "oracle": "justitia.core.estimators:OracleEstimator",
-    **{f"noisy{k}": f"justitia.core.estimators:noisy{k}" for k in range(1, 5)},
-}
-
 
 def register_policy(name: str, target: str) -> None:
     """Register a policy class under ``name`` as ``"module:Class"``."""
     _POLICIES[name] = target
 
 
-def register_estimator(name: str, target: str) -> None:
-    """Register an estimator factory under ``name`` as ``"module:callable"``."""
-    _ESTIMATORS[name] = target
-
-
 def policy_names() -> list[str]:
     return sorted(_POLICIES)
-
-
-def estimator_names() -> list[str]:
-    _load_plugins()
-    return sorted(_ESTIMATORS)
 
 
 def split_policy_name(name: str) -> tuple[str, str]:
@@ -247,52 +233,10 @@ def split_policy_name(name: str) -> tuple[str, str]:
     raise ValueError(f"unknown policy {name!r}; choose one of: {', '.join(policy_names())}")
 
 
-def _resolve(target: str) -> Any:
-    module, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module), attr)
-
-
-def _load_plugins() -> None:
-    # The predictor registers "mlp", "typemean", "linear" when importable (it needs torch for "mlp").
-    try:
-        importlib.import_module("justitia.predict.estimators")
-    except ImportError:
-        pass
-
-
-def make_estimator(name: str, **kwargs: Any) -> Estimator:
-    """Build an estimator by name (``oracle``, and those registered by :mod:`justitia.predict`)."""
-    _load_plugins()
-    if name not in _ESTIMATORS:
-        raise ValueError(f"unknown estimator {name!r}; choose one of: {', '.join(sorted(_ESTIMATORS))}")
-    factory: Callable[..., Estimator] = _resolve(_ESTIMATORS[name])
-    return factory(**kwargs)
-
-
-def make_policy(
-    name: str,
-    capacity_tokens: float,
-    iteration_s: float,
-    estimator: str | Estimator | None = None,
-    **kwargs: Any,
-) -> Policy:
-    """Build a policy by name. ``justitia-mlp`` is ``justitia`` with ``estimator="mlp"``.
-
-    Policies that need costs (``justitia``, ``sjf``) default to the ``oracle`` estimator.
-    """
-    base, suffix = split_policy_name(name)
-    if suffix:
-        if estimator is not None and estimator != suffix:
-            raise ValueError(f"policy {name!r} names estimator {suffix!r} but estimator={estimator!r} was given")
-        estimator = suffix
-    cls: type[Policy] = _resolve(_POLICIES[base])
-    if isinstance(estimator, str):
-        est: Estimator | None = make_estimator(estimator)
-    else:
-        est = estimator
-    if est is None and getattr(cls, "needs_cost", False):
-        est = make_estimator("oracle")
-    policy = cls(capacity_tokens, iteration_s, estimator=est, **kwargs)
-    if suffix:
-        policy.name = name  # type: ignore[misc]  # report "justitia-mlp", not "justitia"
-    return policy
+def policy_class(name: str) -> type[Policy]:
+    """The class registered under the policy name ``name`` (no estimator suffix); ``ValueError`` if unknown."""
+    if name not in _POLICIES:
+        raise ValueError(f"unknown policy {name!r}; choose one of: {', '.join(policy_names())}")
+    module, _, attr = _POLICIES[name].partition(":")
+    cls: type[Policy] = getattr(importlib.import_module(module), attr)
+    return cls

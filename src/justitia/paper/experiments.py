@@ -78,7 +78,7 @@ def calibrate(apps: Sequence[AppSpec], gpu: str) -> Setting:
 
 def available(name: str) -> bool:
     """Whether this build knows policy ``name`` (some of the paper's baselines may be missing)."""
-    from justitia.core.policy import make_policy
+    from justitia.policies import make_policy
 
     try:
         make_policy(name, 1.0, 1.0)
@@ -89,7 +89,8 @@ def available(name: str) -> bool:
 
 def build(name: str, setting: Setting, estimators: Mapping[str, Estimator]) -> Any:
     """Policy ``name``; a learned suffix (``-mlp``) uses the context's estimator object when it has one."""
-    from justitia.core.policy import make_policy, split_policy_name
+    from justitia.core.policy import split_policy_name
+    from justitia.policies import make_policy
 
     base, suffix = split_policy_name(name)
     if suffix and suffix in estimators:
@@ -102,7 +103,8 @@ def build(name: str, setting: Setting, estimators: Mapping[str, Estimator]) -> A
 def run_policy(setting: Setting, name: str, estimators: Mapping[str, Estimator] | None = None,
                *, estimator: Estimator | None = None, label: str | None = None) -> PolicyRun:
     """Simulate ``setting`` under ``name`` (or under ``name``'s base with ``estimator``)."""
-    from justitia.core.policy import make_policy, split_policy_name
+    from justitia.core.policy import split_policy_name
+    from justitia.policies import make_policy
     from justitia.sim.engine import simulate
 
     if estimator is not None:

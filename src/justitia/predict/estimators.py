@@ -1,8 +1,10 @@
-"""Learned cost estimators for the ``justitia`` policy (issue 4 §4; DESIGN §6).
+"""Cost estimators by name: an application's total cost (cost eq. 2, paper §4.2) at its arrival.
 
-Registered at import (``justitia.core.policy._load_plugins`` imports this module), so
-``make_policy("justitia-mlp", ...)`` works in the simulator and, through ``JUSTITIA_ESTIMATOR=mlp``, in the
-vLLM plugin:
+:data:`ESTIMATORS` is the one registry of estimator names; :func:`justitia.policies.make_policy` reads
+it, so ``make_policy("justitia-mlp", ...)`` works in the simulator and, through
+``JUSTITIA_ESTIMATOR=mlp``, in the vLLM plugin:
+
+* ``oracle`` — the declared cost (:class:`justitia.core.estimators.OracleEstimator`);
 
 * ``mlp`` — the trained MLP (numpy forward pass; no torch import when serving);
 * ``typemean`` — the per-type geometric-mean cost of the training split;
@@ -22,12 +24,15 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from justitia.core.policy import AppInfo, register_estimator
+from justitia.core import estimators as core_estimators
+from justitia.core.estimators import OracleEstimator
+from justitia.core.policy import AppInfo, Estimator
 from justitia.predict.features import feature_matrix, feature_vector
 from justitia.predict.models import PredictorModel, TypeMeanTable
 
@@ -143,6 +148,18 @@ class LinearEstimator(_ModelEstimator):
         return self.model.predict_log_linear(x)
 
 
-register_estimator("mlp", "justitia.predict.estimators:MLPEstimator")
-register_estimator("typemean", "justitia.predict.estimators:TypeMeanEstimator")
-register_estimator("linear", "justitia.predict.estimators:LinearEstimator")
+ESTIMATORS: dict[str, Callable[..., Estimator]] = {
+    "oracle": OracleEstimator,
+    "mlp": MLPEstimator,
+    "typemean": TypeMeanEstimator,
+    "linear": LinearEstimator,
+    **{f"noisy{k}": getattr(core_estimators, f"noisy{k}") for k in range(1, 5)},  # the paper's Fig. 10
+}
+"""Estimator name -> factory (keyword arguments: ``path``, ``strict`` for the learned ones)."""
+
+
+def make_estimator(name: str, **kwargs: Any) -> Estimator:
+    """Build an estimator by name; ``ValueError`` naming the choices for an unknown one."""
+    if name not in ESTIMATORS:
+        raise ValueError(f"unknown estimator {name!r}; choose one of: {', '.join(sorted(ESTIMATORS))}")
+    return ESTIMATORS[name](**kwargs)

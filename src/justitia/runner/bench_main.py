@@ -404,11 +404,10 @@ def main_from_args(args: argparse.Namespace) -> int:
     if args.endpoint and len(policies) != 1:
         raise ValueError("with --endpoint the server runs one policy: give --policies one label (e.g. --policies fcfs)")
     if not args.endpoint:
-        from justitia.core.policy import policy_names
+        from justitia.core.policy import split_policy_name
 
         for p in policies:
-            if p.partition("-")[0] not in policy_names():
-                raise ValueError(f"unknown policy {p!r}; choose from: {', '.join(policy_names())}")
+            split_policy_name(p)  # ValueError naming the choices for an unknown policy
     n_apps = int(preset["apps"]) if args.apps is None else args.apps
     rate = float(preset["rate"]) if args.rate is None else args.rate
     sizes = args.sizes or str(preset["sizes"])

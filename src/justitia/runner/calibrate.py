@@ -272,7 +272,7 @@ def compare_sim(runs: Sequence[RealRun], capacity_tokens: float, iteration_s: fl
     Policies that need a cost get the hint each app sent the real server (what its oracle estimator
     read), so both engines order alike.
     """
-    from justitia.core.policy import make_policy
+    from justitia.policies import make_policy, needs_cost
     from justitia.sim.engine import simulate
 
     latency, calib = load_calibration(calibration)
@@ -282,7 +282,7 @@ def compare_sim(runs: Sequence[RealRun], capacity_tokens: float, iteration_s: fl
 
     def sim(run: RealRun, cfg: Any) -> Any:
         policy = make_policy(run.policy, cfg.kv_capacity, iteration_s,
-                             estimator=_HintEstimator(run.hints) if _needs_cost(run.policy) else None)
+                             estimator=_HintEstimator(run.hints) if needs_cost(run.policy) else None)
         return simulate(run.specs, policy, cfg)
 
     def mean_act(res: Any, ids: list[str]) -> tuple[float, dict[str, float]]:
@@ -332,13 +332,6 @@ def _busy_step_s(res: Any) -> float:
     """The simulated engine's mean step time while busy (as the bench measures the real one)."""
     busy = float((res.extra or {}).get("busy_s", res.makespan_s))
     return busy / res.iterations if res.iterations else math.nan
-
-
-def _needs_cost(name: str) -> bool:
-    from justitia.core.policy import _POLICIES, _resolve
-
-    base = name.partition("-")[0]
-    return base in _POLICIES and bool(getattr(_resolve(_POLICIES[base]), "needs_cost", False)) and "-" not in name
 
 
 class _HintEstimator:

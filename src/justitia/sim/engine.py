@@ -989,7 +989,7 @@ def simulate(apps: Sequence[AppSpec], policy: Policy, config: EngineConfig,
 
 def make_simulation_policy(name: str, config: EngineConfig, **kwargs: Any) -> Policy:
     """``make_policy(name, M, nominal_iteration_s(config))`` for this engine."""
-    from justitia.core.policy import make_policy
+    from justitia.policies import make_policy
 
     return make_policy(name, config.kv_capacity, nominal_iteration_s(config), **kwargs)
 

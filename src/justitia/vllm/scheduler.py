@@ -74,8 +74,9 @@ from vllm.v1.core.sched.async_scheduler import AsyncScheduler
 from vllm.v1.core.sched.request_queue import RequestQueue, SchedulingPolicy
 from vllm.v1.core.sched.scheduler import Scheduler
 
-from justitia.core.policy import AppInfo, Key, Policy, Req, make_policy
+from justitia.core.policy import AppInfo, Key, Policy, Req, split_policy_name
 from justitia.core.safe import SafePolicy
+from justitia.policies import make_policy
 from justitia.vllm.metrics import recorder as metrics_recorder
 
 if TYPE_CHECKING:
@@ -214,9 +215,9 @@ class _App:
 def _policy_from_env(capacity_tokens: float, iteration_s: float) -> Policy:
     name = os.environ.get("JUSTITIA_POLICY", "justitia").strip() or "justitia"
     estimator = os.environ.get("JUSTITIA_ESTIMATOR", "").strip() or None
-    if estimator is not None and "-" in name:
-        estimator = None  # "justitia-mlp" names its estimator itself
     try:
+        if estimator is not None and split_policy_name(name)[1]:
+            estimator = None  # "justitia-mlp" names its estimator itself
         policy = make_policy(name, capacity_tokens, iteration_s, estimator=estimator)
     except ValueError as e:
         raise ValueError(f"JUSTITIA_POLICY={name!r} / JUSTITIA_ESTIMATOR={estimator!r}: {e}") from None

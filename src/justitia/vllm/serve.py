@@ -101,7 +101,7 @@ class Server:
             raise ValueError(f"max_num_seqs must be positive, got {max_num_seqs}")
         if block_size <= 0 or block_size % 16:
             raise ValueError(f"block_size must be a positive multiple of 16, got {block_size}")
-        from justitia.core.policy import make_policy
+        from justitia.policies import make_policy
 
         make_policy(policy, 1.0, 1.0, estimator=estimator)  # fail here, not in the engine, on a bad name
         self.model_arg = model
