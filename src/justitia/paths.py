@@ -8,10 +8,6 @@ from pathlib import Path
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def repo_root() -> Path:
-    return _REPO_ROOT
-
-
 def shared_data_dir() -> Path:
     """``../shared/data`` next to the project (override with ``JUSTITIA_DATA``)."""
     env = os.environ.get("JUSTITIA_DATA")

@@ -14,7 +14,7 @@ TYPES = list(g.GENERATORS)
 
 def _many(t: str, n: int, seed: int = 0, **kw) -> list[AppSpec]:
     rng = np.random.default_rng(seed)
-    return [g.generate(t, rng, f"{t}-{i:05d}", float(i), **kw) for i in range(n)]
+    return [g.GENERATORS[t](rng, f"{t}-{i:05d}", float(i), **kw) for i in range(n)]
 
 
 @pytest.mark.parametrize("t", TYPES)
@@ -151,8 +151,3 @@ def test_chat_calls_are_trace_rows() -> None:
     for a in inside:
         c = a.stages[0].calls[0]
         assert (c.prompt_tokens, c.output_tokens) in pairs
-
-
-def test_unknown_type_lists_known_types() -> None:
-    with pytest.raises(ValueError, match="unknown application type 'nope'.*mapreduce"):
-        g.generate("nope", np.random.default_rng(0), "x")

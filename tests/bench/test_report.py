@@ -17,6 +17,7 @@ EXPECTED_TYPES = {
     "apps": int, "mean_act_s": float, "p50_act_s": float, "p90_act_s": float, "p99_act_s": float,
     "max_act_s": float, "mean_delay_vs_fair_s": float, "max_delay_vs_fair_s": float,
     "apps_over_fair_bound": int, "fair_bound_s": float, "throughput_tok_s": float, "preemptions": int,
+    "paper_bound_s": float, "apps_over_paper_bound": int,
 }
 
 

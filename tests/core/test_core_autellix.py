@@ -150,7 +150,7 @@ def test_no_state_after_app_finished(cls: type) -> None:
             r = d.req(f"a{i}", i + 0.3 * s, stage=s)
             d.serve(r, i + 0.3 * s + 0.1, decode=30)
     d.finish_app("a0", 5.0)
-    assert "a0" not in d.p.progs and d.p._deep_calls >= 0
+    assert "a0" not in d.p.apps and d.p._deep_calls >= 0
     for i in range(1, 4):
         d.finish_app(f"a{i}", 10.0)
     assert_no_app_state(d.p, allow={"thresholds"})

@@ -38,7 +38,7 @@ def test_simultaneous_arrivals_are_shortest_first() -> None:
         reqs[app_id] = d.req(app_id, 0.0)
     assert d.order() == [reqs[a].req_id for a in sorted(costs, key=costs.get)]
     assert d.victim(reqs.values()) == reqs["a"].req_id
-    assert d.p.finish == pytest.approx(costs)  # F = V(0) + C with V(0) = 0
+    assert {a: s.finish for a, s in d.p.apps.items()} == pytest.approx(costs)  # F = V(0) + C with V(0) = 0
 
 
 def test_equal_F_apps_run_one_after_another() -> None:
@@ -58,8 +58,8 @@ def test_later_small_app_overtakes_only_when_its_F_is_smaller() -> None:
     b = d.req("B", 4.0)
     d.app("C", 4.0, cost=850_000.0)  # F_C ≈ 1,050,000 > F_A although C is smaller than A
     c = d.req("C", 4.0)
-    assert d.p.finish["B"] == pytest.approx(700_000.0)
-    assert d.p.finish["C"] == pytest.approx(1_050_000.0)
+    assert d.p.apps["B"].finish == pytest.approx(700_000.0)
+    assert d.p.apps["C"].finish == pytest.approx(1_050_000.0)
     assert d.order() == [b.req_id, a.req_id, c.req_id]
     # SJF on the same events lets the later C jump A: the difference is virtual time
     s = Driver(make_policy("sjf", CAP, IT))
@@ -74,9 +74,9 @@ def test_weights_scale_F() -> None:
     d.app("w2", 0.0, cost=100_000.0, weight=2.0)
     d.app("w4big", 0.0, cost=300_000.0, weight=4.0)
     r1, r2, r4 = d.req("w1", 0.0), d.req("w2", 0.0), d.req("w4big", 0.0)
-    assert d.p.finish["w1"] == pytest.approx(100_000.0)
-    assert d.p.finish["w2"] == pytest.approx(50_000.0)
-    assert d.p.finish["w4big"] == pytest.approx(75_000.0)
+    assert d.p.apps["w1"].finish == pytest.approx(100_000.0)
+    assert d.p.apps["w2"].finish == pytest.approx(50_000.0)
+    assert d.p.apps["w4big"].finish == pytest.approx(75_000.0)
     assert d.order() == [r2.req_id, r4.req_id, r1.req_id]
 
 
@@ -87,13 +87,13 @@ def test_refinement_raises_an_under_estimated_apps_F() -> None:
     u = d.req("under", 0.0, prompt=200)
     o = d.req("other", 0.0, prompt=200)
     assert d.order() == [u.req_id, o.req_id]  # equal F: earlier application arrival/request first
-    f0, v0 = d.p.finish["under"], d.p.version
+    f0, v0 = d.p.apps["under"].finish, d.p.version
     d.serve(u, 0.1, decode=40)  # 40·200 + 820 = 8,820: still within the estimate
-    assert d.p.finish["under"] == f0 and d.p.refinements == 0
+    assert d.p.apps["under"].finish == f0 and d.p.refinements == 0
     d.serve(u, 0.2, decode=10)  # 8,820 + 10·240 + 55 = 11,275 > 10,000
     assert d.p.refinements == 1 and d.p.version > v0
-    assert d.p.estimated["under"] == pytest.approx(2 * 11_275)
-    assert d.p.finish["under"] == pytest.approx(d.p.start["under"] + 2 * 11_275)
+    assert d.p.apps["under"].estimated == pytest.approx(2 * 11_275)
+    assert d.p.apps["under"].finish == pytest.approx(d.p.apps["under"].start + 2 * 11_275)
     assert d.order() == [o.req_id, u.req_id]
     # without refinement it keeps its small tag forever
     n = Driver(Justitia(CAP, IT, estimator=ConstEstimator(10_000.0), refine=False))
@@ -111,7 +111,7 @@ def test_refinement_after_leaving_the_reference_readmits_with_original_start() -
     assert "u" not in d.p.clock and d.p.clock.v == pytest.approx(1_000.0)
     d.serve(r, 1.0, decode=20)  # 2,210 > 1,000 → re-tag to 4,420 from S = 0
     assert "u" in d.p.clock
-    assert d.p.finish["u"] == pytest.approx(4_420.0)
+    assert d.p.apps["u"].finish == pytest.approx(4_420.0)
     # an app already behind its fair finish even at the new cost stays out and keeps its (small) F
     e = Driver(Justitia(CAP, IT, estimator=ConstEstimator(1_000.0)))
     e.app("u", 0.0), e.app("long", 0.0, cost=1e9)
@@ -119,7 +119,7 @@ def test_refinement_after_leaving_the_reference_readmits_with_original_start() -
     e.at(1.0)  # V(1 s) = 1,000 + (1 − 0.04)·50,000 ≫ 4,420
     assert "u" not in e.p.clock and "long" in e.p.clock
     e.serve(ru, 1.0, decode=20)
-    assert "u" not in e.p.clock and e.p.finish["u"] == pytest.approx(1_000.0)
+    assert "u" not in e.p.clock and e.p.apps["u"].finish == pytest.approx(1_000.0)
 
 
 def test_no_state_after_app_finished() -> None:

@@ -30,7 +30,7 @@ def test_prefers_smallest_remaining_and_preempts_largest() -> None:
     v0 = d.p.version
     held = d.serve(b, 2.0, decode=60)  # 60·100 + 60·61/2 = 7830 token·iterations
     assert held == 7830 and d.p.version > v0
-    assert d.p.remaining["big"] == pytest.approx(10_000 - 7830)
+    assert d.p.apps["big"].remaining == pytest.approx(10_000 - 7830)
     assert d.order() == [b.req_id, s.req_id]  # big now has less left than small
 
 
@@ -41,7 +41,7 @@ def test_remaining_never_negative_and_ties_go_to_earlier_app() -> None:
     ra = d.req("a", 0.0, prompt=10)
     rb = d.req("b", 0.0, prompt=10)
     d.serve(rb, 1.0, decode=20)  # 410 > 100
-    assert d.p.remaining["b"] == 0.0
+    assert d.p.apps["b"].remaining == 0.0
     assert d.order() == [rb.req_id, ra.req_id]
     d.serve(ra, 2.0, decode=20)
     assert d.order() == [ra.req_id, rb.req_id]  # both 0: application order
@@ -50,7 +50,7 @@ def test_remaining_never_negative_and_ties_go_to_earlier_app() -> None:
 def test_uses_the_estimator() -> None:
     d = Driver(SJF(1000, 0.02, estimator=HalfEstimator()))
     d.app("a", 0.0, cost=1000.0)
-    assert d.p.remaining["a"] == 500.0
+    assert d.p.apps["a"].remaining == 500.0
     assert make_policy("sjf", 1000, 0.02).estimator.name == "oracle"  # type: ignore[union-attr]
 
 
@@ -64,7 +64,7 @@ def test_bad_estimate_is_a_clear_error(bad: float) -> None:
     assert_no_app_state(p)
     est.estimate = lambda app: -5.0  # type: ignore[method-assign]
     p.app_arrived(AppInfo("b", 0.0), 0.0)
-    assert p.remaining["b"] == 0.0
+    assert p.apps["b"].remaining == 0.0
 
 
 def test_no_state_after_app_finished() -> None:

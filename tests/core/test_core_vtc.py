@@ -18,10 +18,10 @@ def test_counter_charges_input_once_and_output_twice() -> None:
     r = d.req("A", 0.0, prompt=100)
     d.serve(r, 0.1, decode=0, prefill=60)
     d.serve(r, 0.2, decode=10, prefill=40)
-    assert d.p.counter["A"] == pytest.approx(100 + 2 * 10)
+    assert d.p.apps["A"].counter == pytest.approx(100 + 2 * 10)
     # preempted and recomputed: prompt + generated tokens prefilled again, not charged again
     d.serve(r, 0.5, decode=1, prefill=110)
-    assert d.p.counter["A"] == pytest.approx(120 + 2)
+    assert d.p.apps["A"].counter == pytest.approx(120 + 2)
 
 
 def test_prefers_least_served_and_preempts_most_served() -> None:
@@ -48,7 +48,7 @@ def test_weight_divides_the_counter() -> None:
     l_ = d.req("light", 0.0)
     d.serve(h, 1.0, decode=10)
     d.serve(l_, 1.0, decode=6)
-    assert d.p.counter["heavy"] == pytest.approx(10.0) and d.p.counter["light"] == pytest.approx(12.0)
+    assert d.p.apps["heavy"].counter == pytest.approx(10.0) and d.p.apps["light"].counter == pytest.approx(12.0)
     assert d.order() == [h.req_id, l_.req_id]
 
 
@@ -61,9 +61,9 @@ def test_returning_client_is_lifted_to_min_active_counter() -> None:
     d.serve(a1, 1.0, decode=50)  # A: 100
     d.finish(a1, 1.0)  # A goes idle (e.g. a tool call between stages)
     d.serve(b1, 2.0, decode=200)  # B keeps being served while A is away: 400
-    assert d.p.counter["A"] == pytest.approx(100)
+    assert d.p.apps["A"].counter == pytest.approx(100)
     a2 = d.req("A", 3.0)  # A returns: may not spend the credit it "banked" while idle
-    assert d.p.counter["A"] == pytest.approx(400)
+    assert d.p.apps["A"].counter == pytest.approx(400)
     assert d.p.lifts == 1
     b2 = d.req("B", 3.5)
     # equal counters now: B's older request goes first (without the lift A's 100 would jump it)
@@ -71,7 +71,7 @@ def test_returning_client_is_lifted_to_min_active_counter() -> None:
     # a second request of an already active app does not lift again
     d.serve(b1, 4.0, decode=10)
     d.req("A", 4.5)
-    assert d.p.counter["A"] == pytest.approx(400)
+    assert d.p.apps["A"].counter == pytest.approx(400)
 
 
 def test_new_client_starts_at_min_active_not_zero_and_lift_never_lowers() -> None:
@@ -84,12 +84,12 @@ def test_new_client_starts_at_min_active_not_zero_and_lift_never_lowers() -> Non
     d.serve(b, 1.0, decode=150)  # 300
     d.app("C", 2.0)
     c = d.req("C", 2.0)
-    assert d.p.counter["C"] == pytest.approx(100)  # min over the active apps A, B
+    assert d.p.apps["C"].counter == pytest.approx(100)  # min over the active apps A, B
     assert d.order() == [a.req_id, c.req_id, b.req_id]  # equal counters: A's request arrived first
     # B goes idle, returns while A (100) and C (100) are active: its 300 is kept, not lowered
     d.finish(b, 3.0)
     d.req("B", 4.0)
-    assert d.p.counter["B"] == pytest.approx(300)
+    assert d.p.apps["B"].counter == pytest.approx(300)
 
 
 def test_lone_client_is_not_lifted() -> None:
@@ -100,7 +100,7 @@ def test_lone_client_is_not_lifted() -> None:
     d.serve(b, 1.0, decode=100)
     d.finish(b, 1.0)  # nobody is active now
     d.req("A", 2.0)
-    assert d.p.counter["A"] == 0.0
+    assert d.p.apps["A"].counter == 0.0
 
 
 def test_no_state_after_app_finished() -> None:

@@ -79,11 +79,55 @@ def test_bad_feature_values_are_named(bad: object) -> None:
         feature_vector(info)
 
 
-def test_simulator_features_match_the_training_path() -> None:
-    """The simulator builds ``AppInfo.features`` itself; the model must see what training saw."""
-    sim = pytest.importorskip("justitia.sim.engine")
-    from justitia.apps.workloads import make_workload
+class _Recorder:
+    """An estimator that keeps the AppInfo the engine hands it at each arrival."""
 
-    apps = make_workload("paper-mix", 300, seed=11)
-    engine = [AppInfo(a.app_id, a.arrival_s, a.weight, a.type, a.cost, sim.arrival_features(a)) for a in apps]
-    np.testing.assert_array_equal(feature_matrix(engine), feature_matrix([app_info(a) for a in apps]))
+    name = "recorder"
+
+    def __init__(self) -> None:
+        self.seen: dict[str, AppInfo] = {}
+
+    def estimate(self, app: AppInfo) -> float:
+        self.seen[app.app_id] = app
+        return 1.0
+
+
+def _by_hand(spec: AppSpec) -> np.ndarray:
+    """The feature vector written out from the application's first stage, not through the library."""
+    prompts = [c.prompt_tokens for c in spec.stages[0].calls]
+    v = np.zeros(N_FEATURES)
+    v[col(f"type={spec.type}") if f"type={spec.type}" in FEATURE_NAMES else col("type=unknown")] = 1.0
+    v[col("log_calls")] = math.log(len(prompts))
+    v[col("log_prompt_total")] = math.log1p(sum(prompts))
+    v[col("log_prompt_mean")] = math.log1p(sum(prompts) / len(prompts))
+    v[col("log_prompt_max")] = math.log1p(max(prompts))
+    return v
+
+
+def test_concrete_feature_values() -> None:
+    """Three calls with prompts 100, 300, 200 (second stage unseen at arrival), type self-consistency."""
+    v = feature_vector(app_info(_spec()))
+    assert v[col("type=self-consistency")] == 1.0 and v.sum() == pytest.approx(1.0 + 1.0986 + 6.3986 + 5.3033 + 5.7071,
+                                                                                abs=1e-3)
+    assert v[col("log_calls")] == pytest.approx(1.0986, abs=1e-4)  # ln 3
+    assert v[col("log_prompt_total")] == pytest.approx(6.3986, abs=1e-4)  # ln 601
+    assert v[col("log_prompt_mean")] == pytest.approx(5.3033, abs=1e-4)  # ln 201
+    assert v[col("log_prompt_max")] == pytest.approx(5.7071, abs=1e-4)  # ln 301
+
+
+def test_simulator_hands_the_predictor_the_features_of_the_first_stage() -> None:
+    """What the simulator gives an estimator at arrival is the first stage's fan-out and prompt lengths
+    (compared with values written out from each application's structure)."""
+    from justitia.apps.workloads import make_workload
+    from justitia.sim.config import preset
+    from justitia.sim.engine import make_simulation_policy, simulate
+
+    apps = make_workload("paper-mix", 60, seed=11)
+    rec = _Recorder()
+    cfg = preset("h100-llama2-7b")
+    simulate(apps, make_simulation_policy("justitia", cfg, estimator=rec), cfg)
+    assert sorted(rec.seen) == sorted(a.app_id for a in apps)
+    assert len({len(a.stages[0].calls) for a in apps}) > 1  # fan-outs differ: the check means something
+    for a in apps:
+        np.testing.assert_allclose(feature_vector(rec.seen[a.app_id]), _by_hand(a), rtol=1e-12, err_msg=a.app_id)
+        assert rec.seen[a.app_id].app_type == a.type and rec.seen[a.app_id].arrival_s == a.arrival_s

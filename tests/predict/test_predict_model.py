@@ -93,7 +93,7 @@ def test_missing_or_corrupt_model_falls_back_to_typemean_with_one_warning(traine
             e1 = MLPEstimator(p)
             e2 = LinearEstimator(p)
             MLPEstimator(p)  # same problem again: no second warning
-            assert e1.fell_back and e2.fell_back
+            assert e1.fallback is not None and e2.fallback is not None
             tm = TypeMeanEstimator(table=None)
             assert e1.estimate(app) == tm.estimate(app) == e2.estimate(app)
     msgs = [r.getMessage() for r in caplog.records]
@@ -107,13 +107,13 @@ def test_make_policy_justitia_mlp_uses_the_trained_model(trained, monkeypatch) -
     model, path = trained
     monkeypatch.setenv("JUSTITIA_PREDICTOR_MODEL", str(path))
     pol = make_policy("justitia-mlp", capacity_tokens=100_000, iteration_s=0.02)
-    assert pol.name == "justitia-mlp" and isinstance(pol.estimator, MLPEstimator) and not pol.estimator.fell_back
+    assert pol.name == "justitia-mlp" and isinstance(pol.estimator, MLPEstimator) and pol.estimator.fallback is None
     info = AppInfo("a", 0.0, app_type="mapreduce", features={"first_stage_calls": 8, "prompt_tokens_total": 8040,
                                                               "prompt_tokens_max": 1040})
     want = float(np.exp(model.predict_log(feature_matrix([info]))[0]))
     assert pol.estimate(info) == pytest.approx(want, rel=1e-12)
     pol.app_arrived(info, 0.0)
-    assert pol.estimated["a"] == pytest.approx(want, rel=1e-12)
+    assert pol.apps["a"].estimated == pytest.approx(want, rel=1e-12)
     # batch and single predictions agree
     assert pol.estimator.estimate_many([info, info]) == pytest.approx([want, want], rel=1e-12)
     for name, cls in (("justitia-typemean", TypeMeanEstimator), ("justitia-linear", LinearEstimator)):

@@ -165,7 +165,7 @@ def test_event_failures_do_not_escape_and_state_is_still_released() -> None:
         for r in [r for r in [*reqs, late] if r.app_id == app]:
             p.request_finished(r, 1.0)
         p.app_finished(app, 1.0)
-    assert inner.apps == {} and inner.finish == {} and inner.served_cost == {}
+    assert inner.apps == {} and inner.state_entries() == 0
 
 
 def test_wrapping_is_idempotent_and_rejects_non_policies() -> None:
@@ -174,3 +174,25 @@ def test_wrapping_is_idempotent_and_rejects_non_policies() -> None:
     assert p.inner is inner
     with pytest.raises(TypeError):
         SafePolicy(object())  # type: ignore[arg-type]
+
+
+def test_changed_apps_is_forwarded_and_none_after_every_regime_flip() -> None:
+    """The wrapped policy's changed_apps() report passes through; after entering or leaving a failing
+    step (keys switched regime) the wrapper answers None once: "re-key everything"."""
+    vtc = make_policy("vtc", 1000, 0.01)
+    p = SafePolicy(vtc)
+    assert p.reports_changed_apps and p.dynamic_keys and p.listens_to_service
+    reqs = setup_apps(p)
+    assert p.changed_apps() is None  # VTC's own first answer: nothing was reported yet
+    p.served(reqs[0], 10, 2, 0.0, 0.3)
+    assert p.changed_apps() == {"big"}
+    assert p.changed_apps() == set()
+    vtc.apps.pop("mid")  # a bug: the policy forgets an app that still has requests
+    assert p.key(reqs[4])[0] == FALLBACK and p.failing
+    p.served(reqs[2], 10, 0, 0.0, 0.3)
+    assert p.changed_apps() is None  # entered FCFS: every key moved
+    assert p.changed_apps() == set()
+    p.tick(0.4)
+    assert not p.failing and p.changed_apps() is None  # left FCFS: every key moved again
+    p.served(reqs[2], 0, 1, 0.0, 0.5)
+    assert p.changed_apps() == {"small"}

@@ -107,14 +107,14 @@ def test_client_disconnect_mid_stream_releases_request_then_app(model_dir: Path,
         step(s)
         watch.check()
     assert s.requests["a0"].status == RequestStatus.RUNNING and len(s.requests["a0"].output_token_ids) >= 9
-    served_a = s.justitia_policy.served_cost["A"]
+    served_a = s.justitia_policy.apps["A"].served
     held = free_blocks(s)
     s.finish_requests(["a0"], ABORTED)  # the client went away: vLLM aborts its request
     assert free_blocks(s) > held  # a0's KV blocks are back in the pool at once
     st = s.justitia_stats()
     assert st["tracked_requests"] == 1 and st["idle_apps"] == 1 and st["active_apps"] == 2
     # The aborted app keeps the service it got; nothing more is charged to it.
-    assert s.justitia_policy.served_cost["A"] == served_a > 0
+    assert s.justitia_policy.apps["A"].served == served_a > 0
     assert run(s, watch) == {"b0"}  # the aborted request is never scheduled again
     expire_idle(s, 0.05)  # the idle window passes: A and B end, all their state goes
     watch.check()
@@ -138,7 +138,7 @@ def test_app_cancelled_with_many_calls_in_flight(model_dir: Path, monkeypatch: p
     running_c = [r.request_id for r in s.running if r.request_id.startswith("c")]
     waiting_c = [r.request_id for r in s.waiting if r.request_id.startswith("c")]
     assert running_c and waiting_c  # calls both running and waiting when the app is cancelled
-    f_b = s.justitia_policy.finish["B"]
+    f_b = s.justitia_policy.apps["B"].finish
     s.finish_requests(cancel, ABORTED)
     s.finish_requests(cancel[:5], ABORTED)  # a second abort of the same ids is harmless
     s.finish_requests(["never-existed"], ABORTED)
@@ -146,7 +146,7 @@ def test_app_cancelled_with_many_calls_in_flight(model_dir: Path, monkeypatch: p
     assert not any(r.request_id.startswith("c") for r in s.waiting)
     st = s.justitia_stats()
     assert st["tracked_requests"] == sum(1 for i in range(4) if f"b{i}" in s.requests)
-    assert s.justitia_policy.finish["B"] == f_b  # the other app's tag is untouched
+    assert s.justitia_policy.apps["B"].finish == f_b  # the other app's tag is untouched
     left_b = {r for r in s.requests if r.startswith("b")}
     assert run(s, watch) == left_b  # B completes; no cancelled call is scheduled again
     assert not s.requests

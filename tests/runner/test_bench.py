@@ -82,7 +82,12 @@ def test_one_reference_for_all_runs() -> None:
     fa = {m.app_id: m.fair_finish_s for m in metrics[0].apps}
     fb = {m.app_id: m.fair_finish_s for m in metrics[1].apps}
     assert fa == fb
-    assert metrics[1].mean_act_s < metrics[0].mean_act_s
+    # by hand: each app costs 50·10 + 10·11/2 = 555 token·iterations (cost eq. 1) and runs alone in the
+    # reference (y arrives at 1 s, long after x left) at M / step = 2048 / 0.2 = 10,240 per second
+    assert fa == pytest.approx({"x": 555 / 10_240, "y": 1.0 + 555 / 10_240})
+    # allowance (bound eq. 3): C_max / M · step = 555 / 10,240 s plus the critical path, 10 decode steps of 0.2 s
+    assert [m.allowed_delay_s for m in metrics[0].apps] == pytest.approx([555 / 10_240 + 10 * 0.2] * 2)
+    assert (metrics[0].mean_act_s, metrics[1].mean_act_s) == pytest.approx((3.0, 1.5))  # (4 + 2) / 2, (1 + 2) / 2
     with pytest.raises(ValueError, match="different KV capacities"):
         evaluate_runs([a, _run("vtc", {"x": 1.0}, (1.0, 10.0), cap=4096.0)])
     with pytest.raises(ValueError, match="no engine steps measured"):
@@ -139,12 +144,38 @@ def test_call_rows_and_figures() -> None:
     assert f["mean_itl_s"] == pytest.approx(0.1)
 
 
-def test_spec_job_tags_exact_lengths() -> None:
-    spec = AppSpec.from_json({"app_id": "a", "arrival_s": 1.0, "type": "x",
-                              "stages": [{"calls": [{"prompt_tokens": 5, "output_tokens": 3}] * 2}]})
+class _RecordingApp:
+    """Stands in for the SDK's App: records what a job's program asks the server for."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, list[int], int, bool]] = []
+        self.stage = 0
+
+    def next_stage(self) -> None:
+        self.stage += 1
+
+    async def complete(self, prompt: list[int], *, max_tokens: int, last: bool, **kw: object) -> None:
+        assert kw["extra_body"] == {"ignore_eos": True}  # decode exactly max_tokens
+        self.calls.append((self.stage, prompt, max_tokens, last))
+
+
+def test_spec_job_sends_exact_lengths_stage_by_stage() -> None:
+    import asyncio
+
+    spec = AppSpec.from_json({"app_id": "a", "arrival_s": 1.0, "type": "x", "stages": [
+        {"calls": [{"prompt_tokens": 5, "output_tokens": 3}] * 2},
+        {"calls": [{"prompt_tokens": 7, "output_tokens": 1}]}]})
     job = bench.spec_job(spec)
-    assert job.cost_hint == spec.cost and job.arrival_s == 1.0
+    assert job.cost_hint == 2 * (3 * 5 + 3 * 4 / 2) + (1 * 7 + 1)  # cost eq. 1 by hand: 42 + 8
     assert bench.spec_job(spec, hint=False).cost_hint is None
+    app = _RecordingApp()
+    asyncio.run(job.run(app))  # type: ignore[arg-type]
+    assert [(st, len(p), mt, last) for st, p, mt, last in app.calls] == [(0, 5, 3, False), (0, 5, 3, False),
+                                                                         (1, 7, 1, True)]
+    assert app.calls[0][1] != app.calls[1][1]  # distinct random prompts: no prefix-cache hits
+    again = _RecordingApp()
+    asyncio.run(bench.spec_job(spec).run(again))  # type: ignore[arg-type]
+    assert [c[1] for c in again.calls] == [c[1] for c in app.calls]  # seeded: the same prompts each run
 
 
 def test_calibration_fit_recovers_a_known_model() -> None:

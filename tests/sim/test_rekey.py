@@ -3,10 +3,14 @@ applications whose keys changed; the result must be identical to re-keying the w
 
 from __future__ import annotations
 
+from collections import Counter
+from typing import Any
+
 import pytest
 from sim_helpers import random_apps, small_config
 
-from justitia.core.policy import Policy
+from justitia.core.policy import Policy, policy_names
+from justitia.core.safe import SafePolicy
 from justitia.policies import make_policy
 from justitia.sim.config import nominal_iteration_s, preset
 from justitia.sim.engine import Simulator, make_simulation_policy
@@ -27,9 +31,46 @@ def _pair(apps, name, cfg, **kw):
     return out
 
 
-@pytest.mark.parametrize("name", TRACKING)
-def test_tracking_policies_report_changed_apps(name: str) -> None:
-    assert type(make_policy(name, 1.0, 1.0)).changed_apps is not Policy.changed_apps
+def test_tracking_policies_declare_that_they_report_changed_apps() -> None:
+    reporting = {n for n in policy_names() if make_policy(n, 1.0, 1.0).reports_changed_apps}
+    assert reporting == set(TRACKING)
+    for name in TRACKING:
+        assert type(make_policy(name, 1.0, 1.0)).changed_apps is not Policy.changed_apps
+
+
+def _count_calls(policy: Policy, counts: Counter[str], *names: str) -> None:
+    """Count calls of the policy's methods ``names`` (instance attributes shadow the methods)."""
+    for n in names:
+        def call(*args: Any, _f: Any = getattr(policy, n), _n: str = n) -> Any:
+            counts[_n] += 1
+            return _f(*args)
+        setattr(policy, n, call)
+
+
+@pytest.mark.parametrize("name", ["justitia", "vtc", "fcfs"])
+def test_safe_policy_keeps_the_wrapped_policys_fast_paths(name: str) -> None:
+    """A SafePolicy-wrapped policy gives the identical run, and the engine calls the wrapped policy
+    exactly as often as the bare one: the wrapper declares its capabilities (cached order across app
+    events, changed_apps reports, no served() calls for a policy that ignores them)."""
+    apps = random_apps(61, n=40, rate=8.0, max_calls=6)
+    cfg = small_config(capacity=1024, served_every=8)
+    runs = []
+    for wrap in (False, True):
+        inner = make_simulation_policy(name, cfg)
+        counts: Counter[str] = Counter()
+        _count_calls(inner, counts, "key", "served", "changed_apps")
+        pol = SafePolicy(inner) if wrap else inner
+        res = Simulator(apps, pol, cfg).run()
+        res.wall_s = 0.0
+        runs.append((pol, res, counts))
+    (bare, a, ca), (safe, b, cb) = runs
+    assert a == b and a.preemptions > 0
+    assert ca == cb  # same engine path: no extra re-keying, no extra service reports
+    assert ca["key"] > 0 and safe.fallbacks == 0
+    for cap in ("dynamic_keys", "app_events_keep_keys", "listens_to_service", "reports_changed_apps", "needs_cost"):
+        assert getattr(safe, cap) == getattr(bare, cap), cap
+    assert (ca["changed_apps"] > 0) == bare.reports_changed_apps
+    assert (ca["served"] > 0) == bare.listens_to_service
 
 
 @pytest.mark.parametrize("name", TRACKING)

@@ -39,7 +39,6 @@ def test_second_fetch_is_immediate_and_untouched(real_model_dir: Path) -> None:
     assert model_mod.build_default_model(real_model_dir, log=logs.append) == real_model_dir
     assert weights.stat().st_mtime_ns == before
     assert logs == [f"model ready: {real_model_dir}"]
-    assert model_mod.is_built(real_model_dir)
     # no temporary build folders are left behind
     assert not [p for p in real_model_dir.parent.iterdir() if p.name.startswith(f".{real_model_dir.name}.")]
 

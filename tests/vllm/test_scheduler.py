@@ -111,11 +111,11 @@ def test_new_request_within_idle_window_keeps_app(model_dir: Path, monkeypatch: 
     s = build(model_dir, monkeypatch, idle=100.0)
     s.add_request(make_request("s1", app_id="S", max_tokens=2))
     run_until_idle(s)
-    f1 = s.justitia_policy.finish["S"]
+    f1 = s.justitia_policy.apps["S"].finish
     assert s.justitia_stats()["idle_apps"] == 1
     s.add_request(make_request("s2", app_id="S", max_tokens=2))  # second stage of the same application
     assert s.justitia_stats()["idle_apps"] == 0 and s.apps_seen == 1
-    assert s.justitia_policy.finish["S"] == f1
+    assert s.justitia_policy.apps["S"].finish == f1
 
 
 def test_app_done_ends_app_when_its_last_request_finishes(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -161,7 +161,7 @@ def test_service_accounting_matches_cost_eq1(model_dir: Path, monkeypatch: pytes
     s.add_request(make_request("c1", prompt_len=33, max_tokens=5, app_id="C"))
     run_until_idle(s)
     pol = s.justitia_policy
-    assert pol.served_cost["C"] == exact
+    assert pol.apps["C"].served == exact
     assert pol.refinements == 0  # an exact hint is never exceeded
     assert s.iteration_s != 0.05 and pol.iteration_s == pytest.approx(s._sent_iteration_s)
 
@@ -170,7 +170,7 @@ def test_invalid_xargs_are_ignored_not_fatal(model_dir: Path, monkeypatch: pytes
     s = build(model_dir, monkeypatch, idle=1e9)
     s.add_request(make_request("v0", app_id="V", weight=-3, app_cost_hint="lots", app_done="yes"))
     s.add_request(make_request("v1", app_id=""))  # blank id: its own application
-    info = s.justitia_policy.apps["V"]
+    info = s.justitia_policy.apps["V"].info
     assert info.weight == 1.0 and info.cost_hint is None
     assert "v1" in s.justitia_policy.apps
     run_until_idle(s)
@@ -244,7 +244,7 @@ def test_predictor_features_come_from_xargs(model_dir: Path, monkeypatch: pytest
                                first_stage_calls=8, hint_stages=3, hint_calls=10))
     s.add_request(make_request("g0", prompt_len=24, app_id="G"))  # none given: defaults
     s.add_request(make_request("h0", app_id="H", first_stage_calls=-1, hint_stages=2.5, hint_calls=True))
-    apps = s.justitia_policy.apps
+    apps = {a: st.info for a, st in s.justitia_policy.apps.items()}
     f = apps["F"].features
     assert f["first_stage_calls"] == 8 and f["hint_stages"] == 3 and f["hint_calls"] == 10
     assert f["prompt_tokens_total"] == 8 * 40 and f["prompt_tokens_max"] == 40

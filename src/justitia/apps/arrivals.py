@@ -1,4 +1,4 @@
-"""Arrival processes and load scaling (issue 2 §3: "Poisson or trace-driven arrivals at a chosen load").
+"""Arrival processes and load scaling (paper §5.1: trace arrivals squeezed to a load).
 
 **Offered load.** The engine's capacity is its KV memory ``M`` (tokens) held for one iteration of
 ``iteration_s`` seconds, i.e. ``service_rate = M / iteration_s`` token·iterations per second (the
@@ -72,6 +72,40 @@ def trace_arrivals(
     return out * (natural_rate / rate)
 
 
+PAPER_AGENTS = 300
+"""Agents per experiment in the paper (§5.1)."""
+PAPER_WINDOW_S = 18 * 60.0
+"""The paper's 1× window: 300 agents in 18 minutes; 2× and 3× squeeze them into 9 and 6."""
+
+
+def density_rate(density: float) -> float:
+    """Agents per second at the paper's density ``d`` (1×, 2×, 3×): ``300 / (18 min / d)``."""
+    _check_rate(density, "density")
+    return density * PAPER_AGENTS / PAPER_WINDOW_S
+
+
+def window_arrivals(n: int, window_s: float, rng: np.random.Generator, trace: RequestTrace | None = None) -> np.ndarray:
+    """``n`` submission times squeezed from a whole trace into ``window_s`` (the paper's method).
+
+    ``n`` rows of the trace (default: Mooncake conversation) are drawn without replacement, sorted, and
+    the trace's hour is mapped linearly onto the window, so the hour's rate profile is kept (shifted so the first is at 0). The
+    Mooncake timestamps tick every 3 s, so a few agents may arrive together (as in the trace).
+    """
+    from justitia.apps.traces import mooncake
+
+    _check_n_rate(n, 1.0)
+    _check_rate(window_s, "window_s")
+    tr = trace if trace is not None else mooncake()
+    t = np.asarray(tr.arrived_at, dtype=np.float64)
+    if n > t.size:
+        raise ValueError(f"trace {tr.name!r} has {t.size} arrivals; cannot draw {n}")
+    span = float(t[-1] - t[0])
+    if span <= 0:
+        raise ValueError(f"trace {tr.name!r} spans no time")
+    rows = np.sort(rng.choice(t.size, size=n, replace=False))
+    return (t[rows] - t[rows[0]]) * (window_s / span)
+
+
 def arrival_window_s(arrivals: Sequence[float] | np.ndarray) -> float:
     """``D``: the window a set of arrivals spans, ``n`` mean gaps (module docstring)."""
     a = np.asarray(arrivals, dtype=np.float64)
@@ -102,14 +136,6 @@ def scale_to_load(apps: Sequence[AppSpec], load: float, service_rate: float) -> 
     current = offered_load(apps, service_rate)
     factor = current / load
     return [dataclasses.replace(a, arrival_s=a.arrival_s * factor) for a in apps]
-
-
-def rate_for_load(load: float, mean_cost: float, service_rate: float) -> float:
-    """The app arrival rate λ (per second) at which apps of ``mean_cost`` offer ``load``."""
-    _check_rate(load, "load")
-    _check_rate(mean_cost, "mean_cost")
-    _check_rate(service_rate, "service_rate")
-    return load * service_rate / mean_cost
 
 
 def _check_rate(x: float, name: str) -> None:

@@ -1,4 +1,4 @@
-"""One generator per application type (issue 2 §3; DESIGN §6: "applications are sets of correlated,
+"""One generator per application type (paper §5.1's agent classes; DESIGN §6: "applications are sets of correlated,
 often parallel inference calls").
 
 Each generator takes a seeded :class:`numpy.random.Generator` and returns one :class:`AppSpec`
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Protocol
 
 import numpy as np
 
@@ -30,12 +29,6 @@ DEFAULT_MAX_MODEL_LEN = 4096
 
 MIN_OUTPUT_CAP = 16
 """Smallest output a call keeps when a long prompt is truncated to fit the context."""
-
-
-class AppGenerator(Protocol):
-    def __call__(
-        self, rng: np.random.Generator, app_id: str, arrival_s: float = 0.0, *, max_model_len: int = ...
-    ) -> AppSpec: ...
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -336,16 +329,3 @@ GENERATORS: dict[str, Callable[..., AppSpec]] = {
     "chat": chat,
 }
 """Application type → generator ``(rng, app_id, arrival_s, *, max_model_len, ...) -> AppSpec``."""
-
-
-def app_types() -> list[str]:
-    return list(GENERATORS)
-
-
-def generate(app_type: str, rng: np.random.Generator, app_id: str, arrival_s: float = 0.0, **kw: object) -> AppSpec:
-    """Generate one application of ``app_type``; an unknown type is an error listing the known ones."""
-    try:
-        gen = GENERATORS[app_type]
-    except KeyError:
-        raise ValueError(f"unknown application type {app_type!r}; known types: {', '.join(GENERATORS)}") from None
-    return gen(rng, app_id, arrival_s, **kw)

@@ -1,4 +1,4 @@
-"""The application model and its JSONL format (issue 2 §3).
+"""The application model and its JSONL format (paper §3: an agent is stages of parallel inferences).
 
 An application is a list of stages; the calls of a stage run in parallel, and a stage starts when the
 previous one has finished plus its ``delay_s`` (tool / think time). One JSON object per line:
@@ -145,6 +145,8 @@ def arrival_features(spec: AppSpec, *, hints: bool = False) -> dict[str, Any]:
         "first_stage_calls": len(first),
         "prompt_tokens_total": int(sum(prompts)),
         "prompt_tokens_max": int(max(prompts)),
+        # VTC's cost of the whole app, Σ (p + 2d): what the oracle of Justitia/C's ablation tags with
+        "compute_cost": int(sum(c.prompt_tokens + 2 * c.output_tokens for c in spec.calls())),
     }
     if hints:
         feats["hint_stages"] = len(spec.stages)

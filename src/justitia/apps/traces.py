@@ -6,6 +6,9 @@
 * ``arxiv_summarization_lengths.csv`` — 28,257 arXiv papers: ``num_prefill_tokens`` (paper) and
   ``num_decode_tokens`` (abstract), Llama-2 tokenizer. The source (Vidur's processed trace) kept only
   papers whose paper + abstract fit 4,096 tokens, so these are the *short* papers of the dataset.
+* ``mooncake_conversation_2025.csv`` — 12,031 requests of one hour of Kimi's conversation service
+  (Mooncake, FAST'25): ``timestamp_ms``, ``input_length``, ``output_length``. The Justitia paper takes
+  its agents' submission times from the Mooncake traces.
 
 Each loader returns read-only numpy arrays and caches them (the files are read once per process).
 Files are read with :mod:`csv` (no pandas); a missing file or column is an error naming it.
@@ -25,6 +28,7 @@ from justitia.paths import shared_data_dir
 AZURE_CONV = "azure_conv_2023.csv"
 AZURE_CODE = "azure_code_2023.csv"
 ARXIV = "arxiv_summarization_lengths.csv"
+MOONCAKE = "mooncake_conversation_2025.csv"
 
 
 @dataclass(frozen=True)
@@ -146,3 +150,21 @@ def arxiv_lengths() -> LengthTrace:
     p = _lengths(cols["num_prefill_tokens"], path, "num_prefill_tokens")
     o = _lengths(cols["num_decode_tokens"], path, "num_decode_tokens")
     return LengthTrace(ARXIV.removesuffix(".csv"), p, o)
+
+
+@functools.lru_cache(maxsize=None)
+def mooncake() -> RequestTrace:
+    """The Mooncake conversation trace (12,031 requests, one hour), as a :class:`RequestTrace`."""
+    path = trace_path(MOONCAKE)
+    cols = _read_columns(path, ("timestamp_ms", "input_length", "output_length"))
+    t = cols["timestamp_ms"]
+    if not np.all(np.isfinite(t)):
+        raise ValueError(f"{path}: column 'timestamp_ms' has non-finite values")
+    order = np.argsort(t, kind="stable")
+    t = (t[order] - t[order][0]) / 1000.0
+    t.setflags(write=False)
+    p = _lengths(cols["input_length"], path, "input_length")[order]
+    o = _lengths(cols["output_length"], path, "output_length")[order]
+    p.setflags(write=False)
+    o.setflags(write=False)
+    return RequestTrace(MOONCAKE.removesuffix(".csv"), t, p, o)

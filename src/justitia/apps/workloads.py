@@ -1,4 +1,4 @@
-"""Named workloads: mixes of application types with arrival times (issue 2 §3, DESIGN §6).
+"""Named workloads: mixes of application types with arrival times (paper §5.1's 72/26/2 % mix, DESIGN §6).
 
 ``make_workload(name, n_apps, seed)`` returns ``n_apps`` applications sorted by arrival. Arrivals are
 Poisson at ``rate`` apps/s (default 1) unless the workload replays a trace; the simulator re-times
@@ -28,6 +28,12 @@ makes the scheduler matter — FCFS lets a huge app block many small ones, insta
 slows everyone. Mean cost by type (token·iterations, 20k apps): chat 0.26 M, react 1.0 M,
 tree-of-thought 1.8 M, mapreduce 2.9 M (p99 16 M, max 57 M), self-consistency 3.0 M, debate 3.8 M.
 
+``paper-suite`` is the paper's own workload (§5.1, :mod:`justitia.apps.paper_suite`): its nine agent
+classes (and CG) sampled 72 / 26 / 2 % small / medium / large, each agent built on a real input text
+(:func:`justitia.apps.paper_inputs.paper_suite_input_text`), submitted at times drawn from the
+Mooncake trace squeezed into the window ``n_apps / rate`` (the paper's 1×: 300 agents in 18 min,
+``rate = density_rate(1)``; 2× and 3×: 9 and 6 min). Its ids end in ``@<input ref>``.
+
 Dump a workload as JSONL: ``python -m justitia.apps.workloads NAME N SEED OUT.jsonl``.
 """
 
@@ -42,7 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
-from justitia.apps.arrivals import poisson_arrivals, trace_arrivals
+from justitia.apps.arrivals import density_rate, poisson_arrivals, trace_arrivals, window_arrivals
 from justitia.apps.generators import DEFAULT_MAX_MODEL_LEN, GENERATORS, fit
 from justitia.apps.model import AppSpec, Stage, dump_jsonl, load_jsonl
 from justitia.apps.traces import AZURE_CODE, AZURE_CONV, load_request_trace
@@ -54,7 +60,7 @@ class WorkloadSpec:
 
     name: str
     shares: Mapping[str, float]
-    arrivals: str = "poisson"  # "poisson" or "trace" (Azure conversation arrival times)
+    arrivals: str = "poisson"  # "poisson", "trace" (Azure conversation) or "mooncake" (the paper's window)
     description: str = ""
     replay: str | None = None  # trace file whose rows are replayed as single calls (lengths and arrivals)
     kwargs: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
@@ -72,6 +78,10 @@ PAPER_MIX_SHARES: dict[str, float] = {
 WORKLOADS: dict[str, WorkloadSpec] = {
     "paper-mix": WorkloadSpec("paper-mix", PAPER_MIX_SHARES, description="the paper's evaluation mix (module docstring)"),
     **{t: WorkloadSpec(t, {t: 1.0}, description=f"only {t} applications") for t in GENERATORS},
+    "paper-suite": WorkloadSpec(
+        "paper-suite", {"paper-suite": 1.0}, arrivals="mooncake",
+        description="the paper's agent classes (apps.paper_suite), Mooncake submission times",
+    ),
     "azure-chat": WorkloadSpec(
         "azure-chat", {"chat": 1.0}, arrivals="trace", replay=AZURE_CONV,
         description="Azure 2023 conversation trace replayed: consecutive rows, their lengths and arrival times",
@@ -93,15 +103,17 @@ def make_workload(
     n_apps: int,
     seed: int,
     *,
-    rate: float = 1.0,
+    rate: float | None = None,
     arrivals: str | None = None,
     max_model_len: int = DEFAULT_MAX_MODEL_LEN,
     progress: bool = False,
 ) -> list[AppSpec]:
     """``n_apps`` applications of workload ``name``, deterministic for ``seed``, sorted by arrival.
 
-    ``arrivals`` overrides the workload's arrival process: ``"poisson"`` (rate ``rate`` apps/s) or
-    ``"trace"`` (Azure conversation arrival times re-scaled to ``rate``). Every call fits
+    ``arrivals`` overrides the workload's arrival process: ``"poisson"`` (rate ``rate`` apps/s),
+    ``"trace"`` (Azure conversation arrival times re-scaled to ``rate``) or ``"mooncake"`` (Mooncake
+    times squeezed into ``n_apps / rate`` s; ``paper-suite``'s default, its default rate the paper's
+    1×, :func:`density_rate`). Every call fits
     ``max_model_len`` tokens. ``progress`` shows a Rich progress bar (about 1M calls take ~10 s here).
     """
     spec = WORKLOADS.get(name)
@@ -110,9 +122,16 @@ def make_workload(
     if not isinstance(n_apps, (int, np.integer)) or isinstance(n_apps, bool) or n_apps < 1:
         raise ValueError(f"n_apps must be a positive integer, got {n_apps!r}")
     kind = arrivals or spec.arrivals
-    if kind not in ("poisson", "trace"):
-        raise ValueError(f"unknown arrival process {kind!r}; use 'poisson' or 'trace'")
+    if kind not in ("poisson", "trace", "mooncake"):
+        raise ValueError(f"unknown arrival process {kind!r}; use 'poisson', 'trace' or 'mooncake'")
     rng = np.random.default_rng(seed)
+    if name == "paper-suite":
+        from justitia.apps.paper_suite import make_paper_suite
+
+        r = density_rate(1.0) if rate is None else rate
+        times = _times(kind, n_apps, r, np.random.default_rng([seed, 7]))
+        return sorted(make_paper_suite(int(n_apps), seed, times.tolist()), key=lambda a: (a.arrival_s, a.app_id))
+    rate = 1.0 if rate is None else rate
 
     if spec.replay:
         tr = load_request_trace(spec.replay)
@@ -130,7 +149,7 @@ def make_workload(
     probs = np.asarray([spec.shares[t] for t in types], dtype=np.float64)
     probs /= probs.sum()
     which = rng.choice(len(types), size=n_apps, p=probs)
-    times = poisson_arrivals(n_apps, rate, rng) if kind == "poisson" else trace_arrivals(n_apps, rate, rng)
+    times = _times(kind, n_apps, rate, rng)
     apps = []
     indices: Iterable[int] = range(n_apps)
     if progress:
@@ -141,6 +160,14 @@ def make_workload(
         t = types[int(which[i])]
         apps.append(GENERATORS[t](rng, f"{t}-{i:05d}", float(times[i]), max_model_len=max_model_len, **spec.kwargs.get(t, {})))
     return apps
+
+
+def _times(kind: str, n: int, rate: float, rng: np.random.Generator) -> np.ndarray:
+    if kind == "poisson":
+        return poisson_arrivals(n, rate, rng)
+    if kind == "trace":
+        return trace_arrivals(n, rate, rng)
+    return window_arrivals(n, n / rate, rng)
 
 
 def load_workload(name_or_path: str | Path, n_apps: int | None = None, seed: int = 0, **kw: object) -> list[AppSpec]:
@@ -198,8 +225,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("n_apps", type=int, help="number of applications")
     ap.add_argument("seed", type=int, help="random seed")
     ap.add_argument("out", type=Path, help="output .jsonl file")
-    ap.add_argument("--rate", type=float, default=1.0, help="arrival rate, apps per second (default 1)")
-    ap.add_argument("--arrivals", choices=("poisson", "trace"), default=None, help="arrival process (default: the workload's)")
+    ap.add_argument("--rate", type=float, default=None,
+                    help="arrival rate, apps per second (default 1; paper-suite: the paper's 1x, 300 per 18 min)")
+    ap.add_argument("--arrivals", choices=("poisson", "trace", "mooncake"), default=None, help="arrival process (default: the workload's)")
     ap.add_argument("--max-model-len", type=int, default=DEFAULT_MAX_MODEL_LEN, help="cap on prompt+output tokens per call")
     args = ap.parse_args(argv)
     try:

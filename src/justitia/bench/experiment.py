@@ -153,7 +153,7 @@ def run_comparison(
     def one(name: str, cb: Callable[..., None] | None) -> None:
         policy = build_policy(name, cap, comp.iteration_s, estimator)
         result = sim.simulate(apps, policy, run_config, progress=cb)
-        result.policy = getattr(policy, "name", name)
+        result.policy = policy.name
         comp.results.append(result)
         comp.metrics.append(evaluate(result, apps, iteration_s=comp.iteration_s, capacity_tokens=cap,
                                      prefill_tokens_per_iter=prefill_chunk, path_iteration_s=comp.path_iteration_s))
@@ -187,7 +187,7 @@ def run_comparison(
     return comp
 
 
-GPU_PRESETS = {"h100": "h100-llama2-7b", "a100": "a100-llama2-7b"}
+GPU_PRESETS = {"h100": "h100-llama2-7b", "a100": "a100-llama2-7b", "a100-40gb": "a100-40gb-llama-7b"}
 
 
 def engine_config(gpu: str) -> Any:
@@ -208,13 +208,15 @@ def reference_rate(config: Any) -> tuple[float, float]:
 
 
 def prepare_workload(
-    workload: str, n_apps: int | None, load: float | None, seed: int, gpu: str
+    workload: str, n_apps: int | None, load: float | None, seed: int, gpu: str, density: float | None = None
 ) -> tuple[str, list[AppSpec]]:
     """The applications to serve and the workload's display name.
 
     A named workload gets ``n_apps`` (default 400) applications re-timed to ``load`` (default 0.9).
-    A JSONL file is replayed with its own arrival times unless ``load`` is given explicitly; ``n_apps``
-    keeps its first applications by arrival.
+    With ``density`` (the paper's 1×/2×/3×; ``paper-suite``'s default is 1 unless ``load`` is given)
+    it gets ``n_apps`` (default 300) applications at Mooncake submission times, ``300 / (18 min /
+    density)`` per second, not re-timed. A JSONL file is replayed with its own arrival times unless
+    ``load`` is given explicitly; ``n_apps`` keeps its first applications by arrival.
     """
     from justitia.apps.arrivals import scale_to_load
     from justitia.apps.workloads import WORKLOADS, load_workload
@@ -225,6 +227,20 @@ def prepare_workload(
     if load is not None and not (math.isfinite(load) and load > 0):
         raise ValueError(f"--load must be a positive number, got {load}")
     named = workload in WORKLOADS
+    if density is not None and load is not None:
+        raise ValueError("--density and --load both set the arrivals: give one")
+    if workload == "paper-suite" and load is None and density is None:
+        density = 1.0
+    if density is not None:
+        from justitia.apps.arrivals import PAPER_AGENTS, density_rate
+        from justitia.apps.workloads import make_workload
+
+        if not named:
+            raise ValueError(f"--density needs a named workload, got the file {workload!r}")
+        if not (math.isfinite(density) and density > 0):
+            raise ValueError(f"--density must be a positive number, got {density}")
+        n = PAPER_AGENTS if n_apps is None else n_apps
+        return workload, make_workload(workload, n, seed, rate=density_rate(density), arrivals="mooncake")
     if named:
         n_apps = DEFAULT_APPS if n_apps is None else n_apps
         load = DEFAULT_LOAD if load is None else load
@@ -263,7 +279,8 @@ def main_from_args(args: argparse.Namespace) -> int:
     console = Console()
     policies = parse_policies(args.policies)
     validate_policies(policies, args.estimator)
-    name, apps = prepare_workload(args.workload, args.apps, args.load, args.seed, args.gpu)
+    name, apps = prepare_workload(args.workload, args.apps, args.load, args.seed, args.gpu,
+                                  getattr(args, "density", None))
     out = Path(args.out) if args.out else Path("results") / name
     calls = sum(a.num_calls for a in apps)
     console.print(f"[bold]{name}[/bold]: {len(apps)} applications, {calls} calls, seed {args.seed}, "

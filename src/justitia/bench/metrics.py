@@ -50,6 +50,19 @@ runs out, never to admit a waiting one, so a big request admitted earlier keeps 
 whole decode; (c) memory is the bottleneck — in a burst of long prompts prefill *compute* is, and the
 memory-centric reference does not see it. A count > 0 under oracle costs points at one of these;
 ``apps_over_pfq_bound`` (bound eq. 1 alone) is kept for contrast.
+
+The paper's bound and its fairness metric
+-----------------------------------------
+Theorem B.1 of the paper bounds Justitia's lateness against GPS by ``2·c_max + C_max / M`` in time
+units where the server serves ``M`` token·iterations per unit; ``c_max`` is the largest single
+inference's cost. Read with every cost over the rate (the only dimensionally consistent reading), in
+seconds ``paper_bound_s = (2·c_max + C_max) / M · iteration_s`` (bound eq. 4), the same reference rate
+as ours. It has no critical-path term, so ``apps_over_paper_bound`` counts apps later than it.
+
+The paper's **finish-time fair ratio** of an app is its ACT under a policy ÷ its ACT under VTC (the
+fair reference of §5); :func:`apply_fair_ratios` sets it on every app of every policy of a comparison
+that ran ``vtc``, and :meth:`PolicyMetrics.summary` then reports the share of apps with ratio ≤ 1 and
+the worst ratio.
 """
 
 from __future__ import annotations
@@ -113,6 +126,7 @@ class AppMetrics:
     estimated_cost: float | None
     critical_path_s: float
     allowed_delay_s: float  # bound eq. 3
+    fair_ratio: float | None = None  # ACT / ACT under vtc, set by apply_fair_ratios
 
     @property
     def act_s(self) -> float:
@@ -145,6 +159,21 @@ class PolicyMetrics:
     makespan_s: float = 0.0
     wall_s: float = 0.0
     extra: dict[str, float] = field(default_factory=dict)
+    paper_bound_s: float = 0.0  # bound eq. 4
+
+    @property
+    def apps_over_paper_bound(self) -> int:
+        """Apps later than their fair finish + the paper's bound (eq. 4; no critical-path term)."""
+        return sum(
+            1 for a in self.apps
+            if a.delay_vs_fair_s > self.paper_bound_s + BOUND_EPS_S + BOUND_EPS_REL * abs(a.fair_finish_s)
+        )
+
+    def fair_ratios(self) -> np.ndarray | None:
+        """Every app's finish-time fair ratio, or ``None`` if :func:`apply_fair_ratios` did not set them."""
+        if not self.apps or any(a.fair_ratio is None for a in self.apps):
+            return None
+        return np.array([a.fair_ratio for a in self.apps], dtype=float)
 
     def acts(self) -> np.ndarray:
         return np.array([a.act_s for a in self.apps], dtype=float)
@@ -190,7 +219,46 @@ class PolicyMetrics:
             "fair_bound_s": float(self.fair_bound_s),
             "throughput_tok_s": float(self.throughput_tok_s),
             "preemptions": int(self.preemptions),
+            "paper_bound_s": float(self.paper_bound_s),
+            "apps_over_paper_bound": int(self.apps_over_paper_bound),
+            **self.fair_ratio_summary(),
         }
+
+    def fair_ratio_summary(self) -> dict[str, float]:
+        """``fair_ratio_le1_share`` and ``fair_ratio_max`` if the ratios are set, else nothing."""
+        r = self.fair_ratios()
+        if r is None:
+            return {}
+        return {"fair_ratio_le1_share": float(np.mean(r <= 1.0 + FAIR_RATIO_EPS)), "fair_ratio_max": float(r.max())}
+
+
+FAIR_RATIO_EPS = 1e-9
+"""An app "no later than under VTC" may differ by float noise only."""
+
+
+def paper_bound_s(max_call_cost: float, max_app_cost: float, capacity_tokens: float, iteration_s: float) -> float:
+    """Bound eq. 4, the paper's Theorem B.1 in seconds: ``(2·c_max + C_max) / M · iteration_s``."""
+    return (2.0 * max_call_cost + max_app_cost) / capacity_tokens * iteration_s
+
+
+def apply_fair_ratios(metrics: Sequence[PolicyMetrics], reference: str = "vtc") -> bool:
+    """Set every app's finish-time fair ratio (ACT ÷ its ACT under ``reference``) on every policy's
+    metrics; ``False`` (nothing set, any old ratios cleared) if ``reference`` did not run. An app
+    missing from the reference run is an error."""
+    ref = next((m for m in metrics if m.policy == reference), None)
+    if ref is None:
+        for m in metrics:
+            for a in m.apps:
+                a.fair_ratio = None
+        return False
+    base = {a.app_id: a.act_s for a in ref.apps}
+    for m in metrics:
+        for a in m.apps:
+            if a.app_id not in base:
+                raise ValueError(f"app {a.app_id!r} of policy {m.policy!r} did not run under {reference!r}")
+            b = base[a.app_id]
+            a.fair_ratio = a.act_s / b if b > 0 else (1.0 if a.act_s <= 0 else math.inf)
+    return True
 
 
 def evaluate(
@@ -237,6 +305,8 @@ def evaluate(
             )
     fair = fair_finish_times([(r.app_id, r.arrival_s, r.cost, r.weight) for r in result.apps], cap, it_s)
     bound = pfq_bound_s((r.cost for r in result.apps), cap, it_s)
+    c_max = max((c.cost for a in specs.values() for c in a.calls()), default=0.0)  # unknown without a workload
+    paper = paper_bound_s(c_max, max((r.cost for r in result.apps), default=0.0), cap, it_s)
     apps: list[AppMetrics] = []
     for r in result.apps:
         spec = specs.get(r.app_id)
@@ -263,4 +333,5 @@ def evaluate(
         makespan_s=result.makespan_s,
         wall_s=result.wall_s,
         extra=dict(result.extra),
+        paper_bound_s=paper,
     )

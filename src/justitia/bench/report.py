@@ -5,7 +5,12 @@
     {"workload": str, "policies": {"<name>": {"apps": int, "mean_act_s": f, "p50_act_s": f,
      "p90_act_s": f, "p99_act_s": f, "max_act_s": f, "mean_delay_vs_fair_s": f,
      "max_delay_vs_fair_s": f, "apps_over_fair_bound": int, "fair_bound_s": f,
-     "throughput_tok_s": f, "preemptions": int}}}
+     "throughput_tok_s": f, "preemptions": int, "paper_bound_s": f, "apps_over_paper_bound": int
+     [, "fair_ratio_le1_share": f, "fair_ratio_max": f]}}}
+
+The two ``fair_ratio_*`` keys (the paper's finish-time fair ratio, JCT ÷ the same app's JCT under
+``vtc``) are present for every policy exactly when ``vtc`` is among the policies; ``apps.csv``'s
+``fair_ratio`` column is then filled (else empty).
 
 ``apps.csv`` has one row per policy × application; its first columns are :data:`APPS_CSV_COLUMNS`'s
 leading ten (policy … estimated_cost), followed by the bound's ingredients (see :mod:`.metrics`).
@@ -20,16 +25,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from justitia.bench.metrics import PolicyMetrics
+from justitia.bench.metrics import PolicyMetrics, apply_fair_ratios
 
 SUMMARY_KEYS: tuple[str, ...] = (
     "apps", "mean_act_s", "p50_act_s", "p90_act_s", "p99_act_s", "max_act_s", "mean_delay_vs_fair_s",
     "max_delay_vs_fair_s", "apps_over_fair_bound", "fair_bound_s", "throughput_tok_s", "preemptions",
+    "paper_bound_s", "apps_over_paper_bound",
 )
+FAIR_RATIO_KEYS: tuple[str, ...] = ("fair_ratio_le1_share", "fair_ratio_max")
+"""Appended to every policy's summary when ``vtc`` ran."""
 
 APPS_CSV_COLUMNS: tuple[str, ...] = (
     "policy", "app_id", "type", "arrival_s", "completion_s", "act_s", "fair_finish_s", "delay_vs_fair_s",
-    "cost", "estimated_cost", "critical_path_s", "allowed_delay_s", "over_bound",
+    "cost", "estimated_cost", "critical_path_s", "allowed_delay_s", "over_bound", "fair_ratio",
 )
 
 
@@ -43,6 +51,7 @@ def _check_unique(metrics: Sequence[PolicyMetrics]) -> None:
 def summary_dict(workload: str, metrics: Sequence[PolicyMetrics]) -> dict[str, Any]:
     """The ``summary.json`` object, policies in the order given."""
     _check_unique(metrics)
+    apply_fair_ratios(metrics)
     return {"workload": str(workload), "policies": {m.policy: m.summary() for m in metrics}}
 
 
@@ -61,6 +70,7 @@ def _fmt(x: float | None) -> str:
 def write_apps_csv(path: str | Path, metrics: Sequence[PolicyMetrics]) -> Path:
     """One row per policy × application, in the policies' order, apps by arrival then id."""
     _check_unique(metrics)
+    apply_fair_ratios(metrics)
     path = Path(path)
     with path.open("w", newline="") as f:
         w = csv.writer(f)
@@ -70,7 +80,7 @@ def write_apps_csv(path: str | Path, metrics: Sequence[PolicyMetrics]) -> Path:
                 w.writerow([
                     m.policy, a.app_id, a.app_type, _fmt(a.arrival_s), _fmt(a.completion_s), _fmt(a.act_s),
                     _fmt(a.fair_finish_s), _fmt(a.delay_vs_fair_s), _fmt(a.cost), _fmt(a.estimated_cost),
-                    _fmt(a.critical_path_s), _fmt(a.allowed_delay_s), int(a.over_bound),
+                    _fmt(a.critical_path_s), _fmt(a.allowed_delay_s), int(a.over_bound), _fmt(a.fair_ratio),
                 ])
     return path
 
@@ -95,7 +105,8 @@ def _secs(x: float) -> str:
 
 TABLE_LEGEND = (
     "Times in s. mean ÷fcfs: mean ACT / fcfs's. delay: completion − fair-sharing finish.\n"
-    "over bound: apps later than fair finish + C_max/M × iteration + own critical path."
+    "over bound: apps later than fair finish + C_max/M × iteration + own critical path.\n"
+    "≤vtc / worst ÷vtc (when vtc ran): share of apps whose ACT ≤ their ACT under vtc, and the worst ACT ratio."
 )
 
 
@@ -104,14 +115,18 @@ def build_table(metrics: Sequence[PolicyMetrics], title: str = "", baseline: str
     from rich.table import Table
 
     base = baseline_of(metrics, baseline)
+    fair = apply_fair_ratios(metrics)
     from rich import box
 
     table = Table(
         title=title or None, title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, padding=(0, 0, 0, 2),
     )
     table.add_column("policy", style="bold", no_wrap=True)
-    for head in ("mean\nACT", "p50\nACT", "p99\nACT", f"mean\n÷{baseline}", "max\ndelay",
-                 "over\nbound", "tok/s", "preempt"):
+    heads = ["mean\nACT", "p50\nACT", "p99\nACT", f"mean\n÷{baseline}", "max\ndelay", "over\nbound", "tok/s", "preempt"]
+    if fair:  # the paper's columns replace p99, max delay and tok/s (80 columns)
+        heads = ["mean\nACT", "p50\nACT", "p90\nACT", f"mean\n÷{baseline}", "≤vtc", "worst\n÷vtc", "over\nbound",
+                 "pre-\nempt"]
+    for head in heads:
         table.add_column(head, justify="right", no_wrap=True)
     best = min((m.mean_act_s for m in metrics), default=0.0)
     for m in metrics:
@@ -125,10 +140,12 @@ def build_table(metrics: Sequence[PolicyMetrics], title: str = "", baseline: str
         over = str(s["apps_over_fair_bound"])
         if s["apps_over_fair_bound"]:
             over = f"[red]{over}[/red]"
-        table.add_row(
-            m.policy, mean, _secs(s["p50_act_s"]), _secs(s["p99_act_s"]), ratio,
-            _secs(s["max_delay_vs_fair_s"]), over, f"{s['throughput_tok_s']:,.0f}", f"{s['preemptions']:,}",
-        )
+        cells = [m.policy, mean, _secs(s["p50_act_s"]), _secs(s["p99_act_s"]), ratio,
+                 _secs(s["max_delay_vs_fair_s"]), over, f"{s['throughput_tok_s']:,.0f}", f"{s['preemptions']:,}"]
+        if fair:
+            cells = [m.policy, mean, _secs(s["p50_act_s"]), _secs(s["p90_act_s"]), ratio, f"{s['fair_ratio_le1_share']:.0%}",
+                     f"{s['fair_ratio_max']:.2f}", over, f"{s['preemptions']:,}"]
+        table.add_row(*cells)
     return table
 
 

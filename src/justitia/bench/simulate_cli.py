@@ -32,9 +32,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--load", type=float, default=None,
                    help=f"offered load vs the engine's KV memory-time (default {DEFAULT_LOAD} for a named "
                         "workload; a file keeps its own arrival times unless --load is given)")
+    p.add_argument("--density", type=float, default=None,
+                   help="the paper's arrivals: agents submitted at Mooncake-trace times squeezed into an 18, 9 or "
+                        "6-minute window per 300 agents = density 1, 2, 3 (default 300 agents; paper-suite's "
+                        "default is density 1 unless --load is given)")
     p.add_argument("--seed", type=int, default=0, help="workload seed")
     p.add_argument("--out", default=None, help="output folder (default results/<workload>)")
-    p.add_argument("--gpu", default="h100", choices=("h100", "a100"), help="latency model (Llama-2-7B)")
+    p.add_argument("--gpu", default="h100", choices=("h100", "a100", "a100-40gb"),
+                   help="engine preset: h100 / a100 (Llama-2-7B, 80 GB), a100-40gb (the paper's: LLaMA-7B on "
+                        "an A100-PCIe-40GB, M = 45.9k tokens)")
     p.add_argument("--estimator", default="oracle",
                    help="cost estimator for policies that need one (justitia, sjf) unless suffixed")
     p.add_argument("--reference", default="measured", choices=("measured", "nominal"),

@@ -1,6 +1,8 @@
-"""Engine-agnostic scheduling core: cost, virtual clock, Policy interface and policies.
+"""Engine-agnostic scheduling core: cost (paper §4.1, eq. 1), virtual clock (§4.3, eq. 2–3), the Policy
+interface and the policies.
 
-Imports neither vLLM nor torch (DESIGN §1).
+Imports neither vLLM nor torch, nor :mod:`justitia.predict` (DESIGN §1); policies are built by name with
+their estimators in :mod:`justitia.policies`.
 """
 
 from justitia.core.clock import FairClock

@@ -1,4 +1,4 @@
-"""Virtual clock of the fair-sharing reference (DESIGN §2).
+"""Virtual clock of the fair-sharing reference: GPS over active applications (paper §4.3, eq. 2; DESIGN §2).
 
 The reference is weighted generalised processor sharing (GPS) over *applications*: the engine's KV
 capacity ``M`` tokens is split among the applications active in the reference in proportion to their
@@ -136,33 +136,11 @@ class FairClock:
                 self.wsum = 0.0
 
     # ------------------------------------------------------------------ queries
-    def finish_tag(self, app_id: str) -> float | None:
-        """``F`` of an application still in the reference, else ``None``."""
-        e = self._apps.get(app_id)
-        return e.finish if e is not None else None
-
     def __contains__(self, app_id: str) -> bool:
         return app_id in self._apps
 
     def __len__(self) -> int:
         return len(self._apps)
-
-    def projected_finish_time(self, app_id: str) -> float | None:
-        """Real time at which ``app_id`` would leave if no other application arrived (diagnostic)."""
-        e = self._apps.get(app_id)
-        if e is None:
-            return None
-        t, v, wsum = self.now, self.v, self.wsum
-        seen: set[str] = set()
-        for f, _, other in sorted(self._heap):
-            o = self._apps.get(other)
-            if o is None or o.finish != f or f > e.finish or other in seen:
-                continue  # stale, later than ``app_id``, or a duplicate entry left by update_cost
-            seen.add(other)
-            t += (f - v) * wsum / self.rate
-            v = f
-            wsum -= o.weight
-        return t
 
 
 def fair_finish_times(
@@ -170,7 +148,7 @@ def fair_finish_times(
 ) -> dict[str, float]:
     """Fluid GPS finish time of every application ``(app_id, arrival_s, cost, weight)``.
 
-    This is the fair-sharing reference used by the metrics (issue 2 §5): the same clock, fed the
+    This is the fair-sharing reference used by the metrics (paper §5.1's fair ratio): the same clock, fed the
     true costs, run to completion.
     """
     clock = FairClock(capacity_tokens, iteration_s)

@@ -1,4 +1,4 @@
-"""Memory-centric cost (DESIGN §2, §6: "an application costs the KV-cache memory it holds over time").
+"""Memory-centric cost: the KV token-time a call holds (paper §4.1, eq. 1; DESIGN §2, §6).
 
 A call with prompt ``p`` tokens that decodes ``o`` tokens holds ``p + t`` tokens of KV cache during its
 ``t``-th decode iteration, so its cost in token·iterations is

@@ -1,5 +1,8 @@
-"""Engine-agnostic cost estimators (DESIGN §6): the oracle and the paper's noisy oracle (§5, Fig. 10).
-The learned ones live in :mod:`justitia.predict`."""
+"""The oracle cost estimator: the declared cost of an application (paper §5.5's "true cost"; DESIGN §6),
+and the paper's noisy oracle (§5.5, Fig. 10: the true cost × a random factor in [1/λ, λ]).
+
+The learned estimators (paper §4.2) live in :mod:`justitia.predict`, which also registers estimator names.
+"""
 
 from __future__ import annotations
 

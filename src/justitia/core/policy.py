@@ -1,4 +1,4 @@
-"""The Policy interface: one implementation serves the simulator and the vLLM plugin (DESIGN §1).
+"""The Policy interface: one implementation serves the simulator and the vLLM plugin (paper §4.3; DESIGN §1).
 
 Engines tell a policy what happened (events) and ask it one question, :meth:`Policy.key`:
 
@@ -12,6 +12,13 @@ Engines tell a policy what happened (events) and ask it one question, :meth:`Pol
 Everything engine-specific (blocks, token budgets, recompute, chunked prefill) stays in the engine.
 A request without an application is its own single-request application: the engine creates an
 :class:`AppInfo` for it (``app_id == req_id``).
+
+A policy keeps one record per live application in :attr:`Policy.apps` (an :class:`AppState`, which
+each policy extends with its own fields), created by :meth:`Policy.new_app` on arrival and dropped when
+the application finishes; the record carries the application's arrival order, which breaks ties of
+equal arrival times. Engines read the capabilities they may rely on from class attributes
+(``dynamic_keys``, ``app_events_keep_keys``, ``needs_cost``, ``listens_to_service``,
+``reports_changed_apps``), never by probing a policy's internals.
 
 Keys of *static* policies change only on arrivals; *dynamic* policies (``dynamic_keys = True``:
 VTC, SJF, PLAS, ATLAS) change keys as service accrues, so engines re-sort before each decision.
@@ -72,6 +79,16 @@ class Req:
     call_index: int = 0
 
 
+@dataclass(slots=True)
+class AppState:
+    """A live application as a policy keeps it: what the engine said at its arrival and its arrival
+    order (0, 1, 2 … over the policy's life; breaks ties of equal arrival times). Policies subclass it
+    with their own per-application fields, so all of an application's state sits in one record."""
+
+    info: AppInfo
+    order: int
+
+
 class Estimator(Protocol):
     """Estimates an application's total cost (token·iterations) at arrival (DESIGN §6)."""
 
@@ -89,12 +106,15 @@ class Policy(ABC):
     #: (their version bumps then concern only the arriving/leaving app, which has no queued request),
     #: so engines may keep a cached order of queued requests across those two events. False is always safe.
     app_events_keep_keys: ClassVar[bool] = False
-    #: True if the policy needs an application cost (an estimator; ``make_policy`` defaults it to ``oracle``).
+    #: True if the policy needs an application cost (an estimator; :func:`justitia.policies.make_policy`
+    #: gives it the ``oracle`` by default).
     needs_cost: ClassVar[bool] = False
     #: True if :meth:`served` changes the policy's state; engines skip the per-iteration call otherwise.
     listens_to_service: ClassVar[bool] = False
     #: True if :meth:`changed_apps` reports exactly which apps' keys moved (else engines re-key everything).
     reports_changed_apps: ClassVar[bool] = False
+    #: Policy failures caught and answered in FCFS order (:class:`~justitia.core.safe.SafePolicy` counts them).
+    fallbacks: int = 0
 
     def __init__(self, capacity_tokens: float, iteration_s: float, estimator: Estimator | None = None) -> None:
         if not (capacity_tokens > 0 and math.isfinite(capacity_tokens)):
@@ -104,8 +124,10 @@ class Policy(ABC):
         self.capacity_tokens = float(capacity_tokens)
         self.iteration_s = float(iteration_s)
         self.estimator = estimator
-        self.apps: dict[str, AppInfo] = {}
+        self.apps: dict[str, AppState] = {}
+        """The live applications, one record each (:meth:`new_app`), from arrival to :meth:`app_finished`."""
         self.version = 0
+        self._arrivals = 0
 
     # ------------------------------------------------------------------ configuration
     def set_capacity(self, capacity_tokens: float, iteration_s: float | None = None) -> None:
@@ -117,9 +139,15 @@ class Policy(ABC):
 
     # ------------------------------------------------------------------ events
     def app_arrived(self, app: AppInfo, now: float) -> None:
-        """An application arrived (before any of its requests)."""
-        self.apps[app.app_id] = app
+        """An application arrived (before any of its requests): its record is :meth:`new_app`'s."""
+        self.apps[app.app_id] = self.new_app(app, self._arrivals, now)
+        self._arrivals += 1
         self.version += 1
+
+    def new_app(self, app: AppInfo, order: int, now: float) -> AppState:
+        """The record of an arriving application (``order``: its arrival order). Policies with per-app
+        state return their :class:`AppState` subclass; raising refuses the application."""
+        return AppState(app, order)
 
     def request_arrived(self, req: Req, now: float) -> None:
         """A request of a known application entered the engine's waiting queue."""
@@ -145,6 +173,18 @@ class Policy(ABC):
     def key(self, req: Req) -> Key:
         """Sort key of ``req``: lower runs first; the largest running key is preempted first."""
 
+    def unknown_app(self, req: Req) -> KeyError:
+        """The error for a request whose application never arrived (or already finished)."""
+        return KeyError(f"request {req.req_id!r} belongs to unknown application {req.app_id!r}; "
+                        "the engine must call app_arrived() first")
+
+    def app_of(self, req: Req) -> AppState:
+        """The record of ``req``'s application; :meth:`unknown_app` if there is none."""
+        try:
+            return self.apps[req.app_id]
+        except KeyError:
+            raise self.unknown_app(req) from None
+
     def changed_apps(self) -> set[str] | None:
         """Applications whose requests' keys may have changed since the previous call (the record is
         cleared by the call); ``None`` means "any key may have changed". Engines that keep a cached order
@@ -158,6 +198,15 @@ class Policy(ABC):
         if self.estimator is not None:
             return float(self.estimator.estimate(app))
         return float(app.cost_hint) if app.cost_hint is not None else 0.0
+
+    def virtual_time(self) -> float | None:
+        """Virtual time ``V`` of the policy's fair-sharing reference (clock eq. 1), ``None`` if it has none."""
+        return None
+
+    def state_entries(self) -> int:
+        """Entries of per-application and per-request state the policy holds: 0 again once every
+        application has ended (engines check it for leaks)."""
+        return sum(len(v) for v in vars(self).values() if isinstance(v, dict))
 
     def describe(self) -> str:
         est = f" (estimator={self.estimator.name})" if self.estimator is not None else ""
@@ -209,6 +258,8 @@ _POLICIES: dict[str, str] = {
     "plas": "justitia.core.policies.autellix:PLAS",
     "atlas": "justitia.core.policies.autellix:ATLAS",
     "justitia": "justitia.core.policies.justitia:Justitia",
+    "req-sjf": "justitia.core.policies.req_sjf:ReqSJF",
+    "justitia-c": "justitia.core.policies.justitia_c:JustitiaC",
 }
 
 

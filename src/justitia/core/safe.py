@@ -1,4 +1,4 @@
-"""A policy wrapper that never lets a policy bug kill the engine (issue 6 §3, DESIGN §1).
+"""A policy wrapper that never lets a policy bug kill the engine (DESIGN §1; paper §4.3's order, else FCFS).
 
 :class:`SafePolicy` wraps any :class:`~justitia.core.policy.Policy`. Every event and every ``key()``
 call is forwarded; an exception (or a key that is not a tuple, or that holds a NaN, which would
@@ -20,6 +20,13 @@ The fallback rule (keys from different regimes must never be compared meaningles
   a whole queue at once can use :meth:`SafePolicy.keys`, which makes the whole batch FCFS if any
   key fails — exactly "all keys of the step are FCFS".
 
+The wrapper declares the wrapped policy's capabilities (``dynamic_keys``, ``app_events_keep_keys``,
+``listens_to_service``, ``reports_changed_apps``, ``needs_cost``), so engines keep their fast paths;
+:meth:`SafePolicy.changed_apps` forwards the wrapped policy's report, but answers ``None`` ("re-key
+everything") once after every regime flip (entering or leaving a failing step) or failure to report.
+An application event that fails inside an engine's cached order (``app_events_keep_keys``) leaves keys
+handed out before the failure in place, as in any failing step; the next ``tick()`` re-keys all.
+
 The wrapper is engine-agnostic (imports neither vLLM nor torch) and cheap on the healthy path (one
 tuple concatenation and a NaN scan per key).
 """
@@ -30,7 +37,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from justitia.core.policy import AppInfo, Key, Policy, Req
+from justitia.core.policy import AppInfo, AppState, Key, Policy, Req
 
 log = logging.getLogger("justitia")
 
@@ -42,19 +49,12 @@ FALLBACK: int = 1
 _MAX_LOGGED = 64  # distinct (where, exception type) pairs logged with a traceback; the rest at DEBUG
 
 
-def fcfs_key(req: Req) -> Key:
-    """The fallback key: FCFS over requests, tier :data:`FALLBACK`."""
-    return (FALLBACK, req.arrival_s, req.seq)
-
-
 class SafePolicy(Policy):
     """Forward to ``inner``; on any failure fall back to FCFS for the rest of the step (module doc).
 
     Attributes the wrapper does not define (``clock``, ``finish``, ``counter`` …) are read from the
     wrapped policy, so engines and tests can keep inspecting it through the wrapper.
     """
-
-    listens_to_service = True  # served() is always forwarded to the wrapped policy
 
     def __init__(self, inner: Policy) -> None:  # noqa: D107 - no super().__init__: state lives in inner
         if isinstance(inner, SafePolicy):
@@ -63,8 +63,12 @@ class SafePolicy(Policy):
             raise TypeError(f"SafePolicy wraps a Policy, got {type(inner).__name__}")
         self.inner = inner
         self.name = inner.name  # report the wrapped policy's name ("justitia", "justitia-mlp")
+        # the wrapped policy's capabilities, so engines keep its fast paths
         self.dynamic_keys = inner.dynamic_keys  # type: ignore[misc]
+        self.app_events_keep_keys = inner.app_events_keep_keys  # type: ignore[misc]
         self.needs_cost = inner.needs_cost  # type: ignore[misc]
+        self.listens_to_service = inner.listens_to_service  # type: ignore[misc]
+        self.reports_changed_apps = inner.reports_changed_apps  # type: ignore[misc]
         self.fallbacks = 0
         """Exceptions (or invalid keys) caught from the wrapped policy; each forced FCFS for its step."""
         self.fallback_steps = 0
@@ -74,6 +78,7 @@ class SafePolicy(Policy):
         self.last_error: BaseException | None = None
         self._logged: set[tuple[str, str]] = set()
         self._bumps = 0
+        self._bumps_reported = 0  # _bumps at the last changed_apps(): a flip since then re-keys all
 
     # ------------------------------------------------------------------ delegation
     def __getattr__(self, name: str) -> Any:
@@ -88,7 +93,7 @@ class SafePolicy(Policy):
         return self.inner.version + self._bumps
 
     @property  # type: ignore[override]
-    def apps(self) -> dict[str, AppInfo]:
+    def apps(self) -> dict[str, AppState]:
         return self.inner.apps
 
     @property  # type: ignore[override]
@@ -105,6 +110,12 @@ class SafePolicy(Policy):
 
     def describe(self) -> str:
         return self.inner.describe()
+
+    def virtual_time(self) -> float | None:
+        return self.inner.virtual_time()
+
+    def state_entries(self) -> int:
+        return self.inner.state_entries()
 
     # ------------------------------------------------------------------ failure handling
     def _fail(self, where: str, exc: BaseException) -> None:
@@ -173,6 +184,18 @@ class SafePolicy(Policy):
             self._fail("key", exc)
             return (FALLBACK, req.arrival_s, req.seq)
         return (HEALTHY, *k)
+
+    def changed_apps(self) -> set[str] | None:
+        """The wrapped policy's report, or ``None`` (re-key all) after a regime flip or a failure."""
+        try:
+            changed = self.inner.changed_apps()
+        except Exception as exc:  # noqa: BLE001
+            self._fail("changed_apps", exc)
+            changed = None
+        if self._bumps != self._bumps_reported:
+            self._bumps_reported = self._bumps
+            return None
+        return changed
 
     def keys(self, reqs: Iterable[Req]) -> list[Key]:
         """Keys of a whole batch, all from one regime: if any key fails, every key is FCFS."""

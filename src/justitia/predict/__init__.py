@@ -1,4 +1,4 @@
-"""Demand prediction: an application's memory-centric cost at arrival (issue 4; DESIGN §6).
+"""Demand prediction: an application's memory-centric cost at arrival (paper §4.2; DESIGN §6).
 
 :mod:`~justitia.predict.features` (arrival features, one path for training and serving),
 :mod:`~justitia.predict.mlp` (the PyTorch MLP and its training), :mod:`~justitia.predict.models` (the

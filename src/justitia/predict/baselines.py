@@ -1,4 +1,4 @@
-"""Baseline predictors in the same harness as the MLP (issue 4 §2).
+"""Baseline predictors in the same harness as the MLP (paper §4.2, Table 1's comparison).
 
 * per-type mean — the mean of ``log(cost)`` of each application type in the training split
   (the geometric mean of the cost); unseen or ``unknown`` types get the overall mean;

@@ -1,4 +1,4 @@
-"""``justitia predictor train | eval`` (issue 4). Heavy imports (torch) stay inside the handlers."""
+"""``justitia predictor train | eval`` (paper §4.2). Heavy imports (torch) stay inside the handlers."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("predictor", help="train and evaluate the application cost predictor (MLP)",
-                       description="Train and evaluate the demand predictor (issue 4, DESIGN §6).")
+                       description="Train and evaluate the demand predictor (paper §4.2, DESIGN §6).")
     psub = p.add_subparsers(dest="predictor_command", metavar="ACTION")
 
     t = psub.add_parser("train", help="train the MLP and the baselines on generated apps and real traces")

@@ -8,7 +8,9 @@ it, so ``make_policy("justitia-mlp", ...)`` works in the simulator and, through
 
 * ``mlp`` — the trained MLP (numpy forward pass; no torch import when serving);
 * ``typemean`` — the per-type geometric-mean cost of the training split;
-* ``linear`` — least squares on the same features.
+* ``linear`` — least squares on the same features;
+* ``noisy1`` … ``noisy4`` — the oracle × a random factor in ``[1/λ, λ]`` (the paper's Fig. 10;
+  :class:`justitia.core.estimators.NoisyOracleEstimator`).
 
 All read one model file: the ``path`` argument, else ``$JUSTITIA_PREDICTOR_MODEL``, else
 :func:`default_model_path` (``<cache_dir>/predictor/model.pt``, written by ``justitia predictor train``).
@@ -107,10 +109,6 @@ class _ModelEstimator:
         self.fallback: TypeMeanEstimator | None = None
         if self.model is None:
             self.fallback = TypeMeanEstimator(table=None)
-
-    @property
-    def fell_back(self) -> bool:
-        return self.fallback is not None
 
     def _predict_log(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError

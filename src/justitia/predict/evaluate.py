@@ -1,4 +1,4 @@
-"""Evaluation of the predictors on a held-out split (issue 4 "What it must show").
+"""Evaluation of the predictors on a held-out split (paper §4.2, Table 1: relative error and time per prediction).
 
 For each predictor (``mlp``, ``typemean``, ``linear``, ``oracle``) on the test applications:
 ``median_rel_error`` and ``p90_rel_error`` of ``|pred − true| / true`` (cost eq. 2), ``spearman`` (rank
@@ -97,7 +97,7 @@ def by_type(estimators: dict[str, Estimator], apps: Sequence[AppSpec], *, hints:
 
 
 def model_estimators(model_path: str) -> dict[str, Estimator]:
-    """The four predictors of issue 4, the learned ones from ``model_path`` (strict load)."""
+    """The four predictors, the learned ones from ``model_path`` (strict load)."""
     from justitia.core.estimators import OracleEstimator
     from justitia.predict.estimators import LinearEstimator, MLPEstimator, TypeMeanEstimator
     from justitia.predict.models import PredictorModel
@@ -112,5 +112,5 @@ def model_estimators(model_path: str) -> dict[str, Estimator]:
 
 
 def evaluate_model(model_path: str, apps: Sequence[AppSpec], *, hints: bool = False) -> dict[str, dict[str, Any]]:
-    """Evaluate the four predictors of issue 4, the learned ones from ``model_path`` (strict load)."""
+    """Evaluate the four predictors, the learned ones from ``model_path`` (strict load)."""
     return evaluate(model_estimators(model_path), apps, hints=hints)

@@ -1,4 +1,4 @@
-"""Arrival-time features of an application (issue 4 §1; DESIGN §6 "demand prediction").
+"""Arrival-time features of an application (paper §4.2: the input of the per-type predictor; DESIGN §6).
 
 One path for training and serving: an :class:`~justitia.apps.model.AppSpec` (training side, the
 simulator) becomes an :class:`~justitia.core.policy.AppInfo` through :func:`app_info`, whose

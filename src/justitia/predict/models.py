@@ -1,4 +1,4 @@
-"""The predictor model file and its numpy forward pass (issue 4 §1–2).
+"""The predictor model file and its numpy forward pass (paper §4.2).
 
 A model file holds the trained MLP *and* the two baselines fitted on the same training split, so
 ``mlp``, ``typemean`` and ``linear`` estimators all serve from one file. Serving needs numpy only:
@@ -59,9 +59,6 @@ class TypeMeanTable:
 
     means: dict[str, float]
     overall: float
-
-    def predict_log_type(self, app_type: str) -> float:
-        return self.means.get(app_type, self.overall)
 
     def to_json(self) -> dict[str, Any]:
         return {"means": self.means, "overall": self.overall}

@@ -1,4 +1,4 @@
-"""Training data and training of the predictor (issue 4 §1, §5).
+"""Training data and training of the predictor (paper §4.2, which trains on ~100 samples per agent type).
 
 Data sources (:class:`DataSpec`), each with a held-out test split that shares no application with the
 training split:

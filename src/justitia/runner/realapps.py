@@ -128,15 +128,6 @@ def chat_tokens(content: str) -> int:
     return _tok(len(content)) + CHAT_OVERHEAD_TOKENS
 
 
-@lru_cache(maxsize=4096)
-def text_tokens(text: str) -> int:
-    """Tokens of a raw completion prompt."""
-    tok = _tokenizer()
-    if tok is not None:
-        return len(tok(text)["input_ids"])
-    return _tok(len(text))
-
-
 # ---------------------------------------------------------------------- answers
 _BOXED = re.compile(r"\\boxed\{((?:[^{}]|\{[^{}]*\})*)\}")
 _ANSWER_IS = re.compile(r"(?:final answer|the answer|answer)\s*(?:is\s*:?|:|=)\s*\$?\s*([^\n$]+)", re.IGNORECASE)

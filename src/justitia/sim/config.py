@@ -17,6 +17,23 @@ _PRESET_CAPACITY = {
 }
 
 
+def _a100_40gb_llama_7b_capacity() -> int:
+    """KV tokens of LLaMA-7B on one A100-PCIe-40GB under vLLM's defaults: ``gpu_memory_utilization``
+    0.9 of 40 GiB = 36 GiB, minus the fp16 weights (6.74 B parameters × 2 B = 12.55 GiB), minus ~1 GiB
+    of activations and workspace at the profiling run (2,048 batched tokens), leaves ~22.4 GiB of KV
+    cache at 512 KiB per token (2 · 32 layers · 4096 · 2 B) ≈ 45.9k tokens."""
+    gib = 1 << 30
+    free = 0.9 * 40 * gib - 6.74e9 * 2 - 1.0 * gib
+    return int(free // (2 * 32 * 4096 * 2))
+
+
+_PRESET_CAPACITY["a100-40gb-llama-7b"] = _a100_40gb_llama_7b_capacity()
+_PRESET_OVERRIDES: dict[str, dict[str, object]] = {
+    # vLLM v0 (the paper's) without chunked prefill batches at most max_model_len = 2,048 tokens a step
+    "a100-40gb-llama-7b": {"max_num_batched_tokens": 2048},
+}
+
+
 @dataclass(frozen=True, slots=True)
 class EngineConfig:
     """A simulated vLLM v1 engine.
@@ -90,10 +107,12 @@ class EngineConfig:
 
 
 def preset(name: str, **overrides: object) -> EngineConfig:
-    """A named GPU engine: ``h100-llama2-7b``, ``a100-llama2-7b``, ``a100-llama3-8b``."""
+    """A named GPU engine: ``h100-llama2-7b``, ``a100-llama2-7b``, ``a100-llama3-8b``,
+    ``a100-40gb-llama-7b`` (the paper's: LLaMA-7B on one A100-PCIe-40GB)."""
     if name not in _PRESET_CAPACITY:
         raise ValueError(f"unknown engine preset {name!r}; choose one of: {', '.join(preset_names())}")
-    cfg = EngineConfig(latency=gpu_latency(name), capacity_tokens=_PRESET_CAPACITY[name], name=name)
+    cfg = EngineConfig(latency=gpu_latency(name), capacity_tokens=_PRESET_CAPACITY[name], name=name,
+                       **_PRESET_OVERRIDES.get(name, {}))  # type: ignore[arg-type]
     return cfg.replace(**overrides) if overrides else cfg
 
 

@@ -1,4 +1,4 @@
-"""Closed-form paged-KV arithmetic for lock-step decoding (issue 2 §4; vLLM v1 ``KVCacheManager``).
+"""Closed-form paged-KV arithmetic for lock-step decoding (vLLM v1 ``KVCacheManager``; DESIGN §1).
 
 The engine keeps decoding requests in a *decode group*: they all advance one token per iteration, so
 a request whose context at global iteration ``G`` is ``base + G`` tokens needs a new block of
@@ -12,12 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 
-def ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
-
-
 def blocks_for(tokens: int, bs: int) -> int:
-    """Blocks holding ``tokens`` tokens."""
+    """Blocks of ``bs`` tokens needed to hold ``tokens`` tokens (the engine's one block count)."""
     return -(-tokens // bs)
 
 

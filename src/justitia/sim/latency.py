@@ -79,6 +79,8 @@ class Device:
 
 H100 = Device("h100", mem_bw_bytes_s=3.35e12, attn_flops_s=0.5 * 989e12)
 A100 = Device("a100", mem_bw_bytes_s=2.0e12, attn_flops_s=0.5 * 312e12)
+A100_40GB = Device("a100-40gb", mem_bw_bytes_s=1.555e12, attn_flops_s=0.5 * 312e12)
+"""A100-PCIe-40GB (the paper's engine): HBM2 at 1,555 GB/s, same tensor cores as the 80 GB part."""
 
 
 class LatencyModel(ABC):
@@ -329,6 +331,8 @@ _PROFILES = {
     "h100-llama2-7b": ("h100_llama2_7b_mlp.csv", LLAMA2_7B, H100),
     "a100-llama2-7b": ("a100_llama2_7b_mlp.csv", LLAMA2_7B, A100),
     "a100-llama3-8b": ("a100_llama3_8b_mlp.csv", LLAMA3_8B, A100),
+    # LLaMA-7B has Llama-2-7B's shapes (32 layers, 4096 hidden, 11008 FFN): same token-wise profile
+    "a100-40gb-llama-7b": ("a100_llama2_7b_mlp.csv", LLAMA2_7B, A100_40GB),
 }
 _CACHE: dict[tuple[str, str], GPULatency] = {}
 

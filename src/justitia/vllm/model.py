@@ -68,16 +68,6 @@ def _marker_ok(folder: Path, checksum: str) -> bool:
     return m.get("gguf_sha256") == checksum and m.get("recipe") == RECIPE_VERSION
 
 
-def is_built(folder: Path | None = None) -> bool:
-    """True when ``folder`` holds a complete build of the current GGUF with the current recipe."""
-    folder = Path(folder) if folder is not None else default_model_dir()
-    try:
-        gguf = find_gguf()
-    except FileNotFoundError:
-        return (folder / MARKER).is_file()
-    return _marker_ok(folder, _sha256(gguf))
-
-
 def build_default_model(
     target: Path | None = None, force: bool = False, log: Callable[[str], None] = print
 ) -> Path:

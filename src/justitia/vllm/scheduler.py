@@ -12,7 +12,7 @@ events into :class:`~justitia.core.policy.Policy` events and the policy key into
 
 Configuration (environment of the EngineCore process):
 
-* ``JUSTITIA_POLICY`` — any name :func:`~justitia.core.policy.make_policy` accepts (``justitia``
+* ``JUSTITIA_POLICY`` — any name :func:`~justitia.policies.make_policy` accepts (``justitia``
   (default), ``fcfs``, ``vtc``, ``sjf``, ``plas``, ``atlas``, ``app_fcfs``, ``justitia-mlp`` …);
 * ``JUSTITIA_ESTIMATOR`` — cost estimator for policies that need one (default ``oracle``: the
   client's ``app_cost_hint``, else a prompt-based default, :class:`~justitia.core.estimators.OracleEstimator`);
@@ -403,8 +403,6 @@ class JustitiaSchedulerMixin:
         """Sizes of all per-app / per-request state; all return to 0 once the engine is idle and
         every application has ended."""
         pol = self.justitia_policy
-        inner = getattr(pol, "inner", pol)
-        per_app = sum(len(d) for d in vars(inner).values() if isinstance(d, dict))
         return {
             "apps_seen": self.apps_seen,
             "apps_finished": self.apps_finished,
@@ -412,7 +410,7 @@ class JustitiaSchedulerMixin:
             "idle_apps": len(self._idle),
             "tracked_requests": len(self._reqs),
             "policy_apps": len(pol.apps),
-            "policy_state_entries": per_app,
+            "policy_state_entries": pol.state_entries(),
         }
 
     # ------------------------------------------------------------------ application lifecycle
@@ -524,10 +522,9 @@ class JustitiaSchedulerMixin:
 
     def _sync_metrics(self, force: bool) -> None:
         pol = self.justitia_policy
-        clock = getattr(pol, "clock", None)
         rec = self._metrics
-        rec.set_state(len(self._apps), getattr(clock, "v", None))
-        rec.sync_fallbacks(getattr(pol, "fallbacks", 0))
+        rec.set_state(len(self._apps), pol.virtual_time())
+        rec.sync_fallbacks(pol.fallbacks)
         rec.flush(force=force)
 
     def _preempt_request(self, request: Request, *args: Any, **kwargs: Any) -> Any:

@@ -65,7 +65,7 @@ import math
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from justitia.core.policy import AppInfo, Estimator, Key, Policy, Req, TracksChangedApps
+from justitia.core.policy import AppInfo, AppState, Estimator, Key, Policy, Req, TracksChangedApps
 
 
 @dataclass(slots=True)
@@ -77,9 +77,7 @@ class _Call:
 
 
 @dataclass(slots=True)
-class _Prog:
-    arrival: float  # a_p
-    order: int  # n_p: arrival order, breaks ties of a_p
+class _Prog(AppState):  # info.arrival_s is a_p; order is n_p, which breaks ties of a_p
     limit: float  # β · max(T_p, 1) · iteration_s: the wait that counts as starving
     service: float = 0.0  # T_p
     level: int = 0  # level(T_p), cached
@@ -96,6 +94,7 @@ class _LeastAttainedService(TracksChangedApps, Policy):
 
     dynamic_keys: ClassVar[bool] = True
     listens_to_service: ClassVar[bool] = True
+    apps: dict[str, _Prog]  # type: ignore[assignment]
 
     def __init__(
         self,
@@ -121,8 +120,6 @@ class _LeastAttainedService(TracksChangedApps, Policy):
         self.num_levels = num_levels
         self.starvation_ratio = float(starvation_ratio)
         self.thresholds = [self.base_tokens * self.ratio**i for i in range(num_levels - 1)]
-        self.progs: dict[str, _Prog] = {}
-        self._next = 0
         self._deep_calls = 0  # live calls of programs below Q0 (only they can starve)
         self.now = 0.0
         self.promotions = 0
@@ -132,7 +129,7 @@ class _LeastAttainedService(TracksChangedApps, Policy):
 
     def set_capacity(self, capacity_tokens: float, iteration_s: float | None = None) -> None:
         super().set_capacity(capacity_tokens, iteration_s)
-        for app_id, prog in self.progs.items():
+        for app_id, prog in self.apps.items():
             prog.limit = self._limit(prog.service)
             for req_id, call in prog.calls.items():
                 self._push_deadline(app_id, req_id, prog, call)
@@ -144,11 +141,11 @@ class _LeastAttainedService(TracksChangedApps, Policy):
 
     def attained(self, app_id: str) -> float:
         """``T_p`` of a known application (eq. 1 for PLAS, eq. 2 for ATLAS)."""
-        return self.progs[app_id].service
+        return self.apps[app_id].service
 
     def starving(self, req: Req, now: float | None = None) -> bool:
         """The starvation rule of the module docstring, for a request in the engine."""
-        prog = self.progs[req.app_id]
+        prog = self.apps[req.app_id]
         t = self.now if now is None else now
         return t - prog.calls[req.req_id].last_served >= prog.limit
 
@@ -165,7 +162,7 @@ class _LeastAttainedService(TracksChangedApps, Policy):
                     heapq.heapify(self._deadlines)
 
     def _live_entry(self, e: tuple[float, int, str, str]) -> bool:
-        prog = self.progs.get(e[2])
+        prog = self.apps.get(e[2])
         call = prog.calls.get(e[3]) if prog is not None else None
         return call is not None and call.dl == e[1]
 
@@ -181,7 +178,7 @@ class _LeastAttainedService(TracksChangedApps, Policy):
             marked = False
             while h and h[0][0] <= now + 1e-9 * max(1.0, abs(h[0][0])):
                 e = heapq.heappop(h)
-                prog = self.progs.get(e[2])
+                prog = self.apps.get(e[2])
                 call = prog.calls.get(e[3]) if prog is not None else None
                 if call is None or call.dl != e[1] or not prog.level or call.promoted_at is not None:
                     continue  # gone, superseded, or its key no longer depends on time (re-pushed when it does)
@@ -192,7 +189,7 @@ class _LeastAttainedService(TracksChangedApps, Policy):
                 else:  # not starving yet (its deadline moved, or float rounding): keep watching
                     again.append(e)
             for e in again:
-                prog = self.progs[e[2]]
+                prog = self.apps[e[2]]
                 call = prog.calls[e[3]]
                 d = call.last_served + prog.limit
                 self._dn += 1
@@ -216,18 +213,16 @@ class _LeastAttainedService(TracksChangedApps, Policy):
         super().app_arrived(app, now)
         self._advance(now)
         self._mark(app.app_id)
-        old = self.progs.get(app.app_id)
+
+    def new_app(self, app: AppInfo, order: int, now: float) -> _Prog:
+        old = self.apps.get(app.app_id)
         if old is not None and old.level:
             self._deep_calls -= len(old.calls)
-        self.progs[app.app_id] = _Prog(arrival=app.arrival_s, order=self._next, limit=self._limit(0.0))
-        self._next += 1
+        return _Prog(app, order, limit=self._limit(0.0))
 
     def request_arrived(self, req: Req, now: float) -> None:
         self._advance(now)
-        prog = self.progs.get(req.app_id)
-        if prog is None:
-            raise KeyError(f"request {req.req_id!r} belongs to unknown application {req.app_id!r}; "
-                           "the engine must call app_arrived() first")
+        prog = self.app_of(req)
         if req.req_id not in prog.calls and prog.level:
             self._deep_calls += 1
         prog.calls[req.req_id] = call = _Call(last_served=now)
@@ -237,7 +232,7 @@ class _LeastAttainedService(TracksChangedApps, Policy):
 
     def served(self, req: Req, prefill_tokens: int, decode_tokens: int, held_token_iters: float, now: float) -> None:
         self._advance(now)
-        prog = self.progs.get(req.app_id)
+        prog = self.apps.get(req.app_id)
         call = prog.calls.get(req.req_id) if prog is not None else None
         if prog is None or call is None:
             return
@@ -280,7 +275,7 @@ class _LeastAttainedService(TracksChangedApps, Policy):
             self.version += 1
 
     def request_finished(self, req: Req, now: float) -> None:
-        prog = self.progs.get(req.app_id)
+        prog = self.apps.get(req.app_id)
         if prog is not None and prog.calls.pop(req.req_id, None) is not None:
             prog.starved.discard(req.req_id)
             if prog.level:
@@ -289,12 +284,12 @@ class _LeastAttainedService(TracksChangedApps, Policy):
             self.version += 1
 
     def app_finished(self, app_id: str, now: float) -> None:
-        prog = self.progs.pop(app_id, None)
+        prog = self.apps.get(app_id)
         if prog is not None and prog.level:
             self._deep_calls -= len(prog.calls)
-        if not self.progs:
-            self._deadlines.clear()
         super().app_finished(app_id, now)
+        if not self.apps:
+            self._deadlines.clear()
 
     def tick(self, now: float) -> None:
         if self._advance(now):
@@ -307,12 +302,15 @@ class _LeastAttainedService(TracksChangedApps, Policy):
     # ------------------------------------------------------------------ the question
     def key(self, req: Req) -> Key:
         try:
-            prog = self.progs[req.app_id]
+            prog = self.apps[req.app_id]
             call = prog.calls[req.req_id]
         except KeyError:
             raise KeyError(f"request {req.req_id!r} of application {req.app_id!r} is unknown; "
                            "the engine must call app_arrived() and request_arrived() first") from None
-        return (self._level(prog, call), prog.arrival, prog.order, req.arrival_s, req.seq)
+        return (self._level(prog, call), prog.info.arrival_s, prog.order, req.arrival_s, req.seq)
+
+    def state_entries(self) -> int:
+        return super().state_entries() + sum(len(p.calls) for p in self.apps.values())
 
 
 class PLAS(_LeastAttainedService):

@@ -1,4 +1,5 @@
-"""vLLM's default policy: requests in arrival order; the newest running request is preempted first."""
+"""vLLM's default policy (paper §5.1's "vLLM" baseline): requests in arrival order; the newest running
+request is preempted first."""
 
 from __future__ import annotations
 

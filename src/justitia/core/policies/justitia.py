@@ -1,4 +1,4 @@
-"""Justitia: saturated serving in fair completion order (DESIGN §2, §6; arXiv 2510.17015).
+"""Justitia: saturated serving in fair completion order (paper §4.3, eq. 2–3; DESIGN §2, §6).
 
 Each application gets the virtual finish tag of the fair-sharing reference (clock eq. 2),
 ``F = V(a) + Ĉ / w``, where ``Ĉ`` is its estimated memory-centric cost (cost eq. 2) and ``V`` the
@@ -8,7 +8,7 @@ in ascending ``F`` (then application arrival and arrival order, request arrival,
 one after another, each saturating the engine ("selective pampering"); when memory runs out the
 running request whose application has the largest ``F`` is preempted.
 
-Online refinement (beyond the paper, issue 4 §3): when the service an application has received
+Online refinement (beyond the paper): when the service an application has received
 passes its estimate, its estimate is raised to ``refine_factor ×`` the service so far and its tag
 moves (``F = S + Ĉ_new / w``), so an under-estimated application cannot keep a small key forever.
 When an application ends its true cost is known and its reference entry is corrected to it.
@@ -17,10 +17,19 @@ When an application ends its true cost is known and its reference entry is corre
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import ClassVar
 
 from justitia.core.clock import FairClock
-from justitia.core.policy import AppInfo, Estimator, Key, Policy, Req
+from justitia.core.policy import AppInfo, AppState, Estimator, Key, Policy, Req
+
+
+@dataclass(slots=True)
+class _JustitiaApp(AppState):
+    finish: float  # F: virtual finish tag (clock eq. 2)
+    start: float  # S = V(a): virtual time at arrival
+    estimated: float  # Ĉ: the cost F was computed from (raised by refinement)
+    served: float = 0.0  # KV service received so far (token·iterations)
 
 
 class Justitia(Policy):
@@ -30,6 +39,7 @@ class Justitia(Policy):
     name = "justitia"
     app_events_keep_keys = True  # arrivals/finishes never re-key other apps
     needs_cost: ClassVar[bool] = True
+    apps: dict[str, _JustitiaApp]  # type: ignore[assignment]
 
     def __init__(
         self,
@@ -45,71 +55,59 @@ class Justitia(Policy):
         self.clock = FairClock(capacity_tokens, iteration_s)
         self.refine = refine
         self.refine_factor = refine_factor
-        self.finish: dict[str, float] = {}
-        self.start: dict[str, float] = {}
-        self.estimated: dict[str, float] = {}
-        self.served_cost: dict[str, float] = {}
         self.refinements = 0
-        self._order: dict[str, int] = {}  # arrival order: equal-F apps still run one after another
-        self._next = 0
 
     def set_capacity(self, capacity_tokens: float, iteration_s: float | None = None) -> None:
         super().set_capacity(capacity_tokens, iteration_s)
         self.clock.set_rate(self.capacity_tokens, self.iteration_s)
 
-    def app_arrived(self, app: AppInfo, now: float) -> None:
+    def new_app(self, app: AppInfo, order: int, now: float) -> _JustitiaApp:
         est = self.estimate(app)
         if not math.isfinite(est):
             raise ValueError(f"estimated cost of application {app.app_id!r} must be a finite number, got {est!r}")
         est = max(est, 0.0)  # a regression may dip below 0
-        super().app_arrived(app, now)
         f = self.clock.arrive(app.app_id, now, est, app.weight)
-        self.finish[app.app_id] = f
-        self.start[app.app_id] = self.clock.v  # S = V(now): arrive() advanced the clock to now
-        self.estimated[app.app_id] = est
-        self.served_cost[app.app_id] = 0.0
-        self._order[app.app_id] = self._next
-        self._next += 1
+        # S = V(now): arrive() advanced the clock to now
+        return _JustitiaApp(app, order, finish=f, start=self.clock.v, estimated=est)
 
     def served(self, req: Req, prefill_tokens: int, decode_tokens: int, held_token_iters: float, now: float) -> None:
-        app_id = req.app_id
-        got = self.served_cost.get(app_id)
-        if got is None:
+        app = self.apps.get(req.app_id)
+        if app is None:
             return
-        got += held_token_iters
-        self.served_cost[app_id] = got
-        if self.refine and got > self.estimated[app_id]:
-            self._retag(app_id, got * self.refine_factor, now)
+        app.served += held_token_iters
+        if self.refine and app.served > app.estimated:
+            self._retag(app, app.served * self.refine_factor, now)
             self.refinements += 1
 
     def app_finished(self, app_id: str, now: float) -> None:
-        if app_id in self.finish:
+        app = self.apps.get(app_id)
+        if app is not None:
             # The true cost is known now: correct the reference (with an oracle nothing changes).
-            self._retag(app_id, self.served_cost[app_id], now)
-            for d in (self.finish, self.start, self.estimated, self.served_cost, self._order):
-                d.pop(app_id, None)
+            self._retag(app, app.served, now)
         super().app_finished(app_id, now)
 
     def tick(self, now: float) -> None:
         self.clock.advance(now)
 
-    def _retag(self, app_id: str, cost: float, now: float) -> None:
-        w = self.apps[app_id].weight
-        self.estimated[app_id] = cost
+    def virtual_time(self) -> float:
+        return self.clock.v
+
+    def _retag(self, app: _JustitiaApp, cost: float, now: float) -> None:
+        app_id, w = app.info.app_id, app.info.weight
+        app.estimated = cost
         if app_id in self.clock:
             f = self.clock.update_cost(app_id, cost)
-        elif self.start[app_id] + cost / w <= self.clock.v:
+        elif app.start + cost / w <= self.clock.v:
             return  # already out of the reference and the new cost keeps it out
         else:
-            f = self.clock.arrive(app_id, now, cost, w, start=self.start[app_id])
-        if f != self.finish[app_id]:
-            self.finish[app_id] = f
+            f = self.clock.arrive(app_id, now, cost, w, start=app.start)
+        if f != app.finish:
+            app.finish = f
             self.version += 1
 
     def key(self, req: Req) -> Key:
         try:
-            f = self.finish[req.app_id]
+            app = self.apps[req.app_id]
         except KeyError:
-            raise KeyError(f"request {req.req_id!r} belongs to unknown application {req.app_id!r}; "
-                           "the engine must call app_arrived() first") from None
-        return (f, self.apps[req.app_id].arrival_s, self._order[req.app_id], req.arrival_s, req.seq)
+            raise self.unknown_app(req) from None
+        return (app.finish, app.info.arrival_s, app.order, req.arrival_s, req.seq)

@@ -1,4 +1,4 @@
-"""Shortest remaining application cost first (SJF/SRPT over applications; DESIGN §6 "SJF-like").
+"""Shortest remaining application cost first: the paper's SRJF baseline (§5.1) on the estimated cost.
 
 Each application's total cost ``Ĉ`` (token·iterations, cost eq. 2) comes from the estimator at
 arrival (by default the oracle: the true cost in the simulator). Its *remaining* cost is the
@@ -16,9 +16,15 @@ Unlike Justitia there is no virtual time: a stream of small applications can sta
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import ClassVar
 
-from justitia.core.policy import AppInfo, Estimator, Key, Policy, Req, TracksChangedApps
+from justitia.core.policy import AppInfo, AppState, Estimator, Key, Policy, Req, TracksChangedApps
+
+
+@dataclass(slots=True)
+class _SJFApp(AppState):
+    remaining: float  # R_app (SJF eq. 1)
 
 
 class SJF(TracksChangedApps, Policy):
@@ -28,41 +34,30 @@ class SJF(TracksChangedApps, Policy):
     name = "sjf"
     needs_cost: ClassVar[bool] = True
     dynamic_keys: ClassVar[bool] = True
+    apps: dict[str, _SJFApp]  # type: ignore[assignment]
 
     def __init__(self, capacity_tokens: float, iteration_s: float, estimator: Estimator | None = None) -> None:
         super().__init__(capacity_tokens, iteration_s, estimator)
-        self.remaining: dict[str, float] = {}
-        self._order: dict[str, int] = {}
-        self._next = 0
         self._init_changes()  # changed_apps(): the apps whose remaining cost moved
 
-    def app_arrived(self, app: AppInfo, now: float) -> None:
+    def new_app(self, app: AppInfo, order: int, now: float) -> _SJFApp:
         est = self.estimate(app)
         if not math.isfinite(est):
             raise ValueError(f"estimated cost of application {app.app_id!r} must be a finite number, got {est!r}")
-        super().app_arrived(app, now)
-        self.remaining[app.app_id] = max(est, 0.0)  # a regression may dip below 0
-        self._order[app.app_id] = self._next
-        self._next += 1
         self._mark(app.app_id)
+        return _SJFApp(app, order, remaining=max(est, 0.0))  # a regression may dip below 0
 
     def served(self, req: Req, prefill_tokens: int, decode_tokens: int, held_token_iters: float, now: float) -> None:
-        r = self.remaining.get(req.app_id)
-        if r is None or held_token_iters <= 0 or r == 0.0:
+        app = self.apps.get(req.app_id)
+        if app is None or held_token_iters <= 0 or app.remaining == 0.0:
             return
-        self.remaining[req.app_id] = max(0.0, r - held_token_iters)
+        app.remaining = max(0.0, app.remaining - held_token_iters)
         self.version += 1
         self._mark(req.app_id)
 
-    def app_finished(self, app_id: str, now: float) -> None:
-        self.remaining.pop(app_id, None)
-        self._order.pop(app_id, None)
-        super().app_finished(app_id, now)
-
     def key(self, req: Req) -> Key:
         try:
-            r, n = self.remaining[req.app_id], self._order[req.app_id]
+            app = self.apps[req.app_id]
         except KeyError:
-            raise KeyError(f"request {req.req_id!r} belongs to unknown application {req.app_id!r}; "
-                           "the engine must call app_arrived() first") from None
-        return (r, self.apps[req.app_id].arrival_s, n, req.arrival_s, req.seq)
+            raise self.unknown_app(req) from None
+        return (app.remaining, app.info.arrival_s, app.order, req.arrival_s, req.seq)

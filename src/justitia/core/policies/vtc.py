@@ -34,9 +34,17 @@ from __future__ import annotations
 
 import heapq
 import math
+from dataclasses import dataclass, field
 from typing import ClassVar
 
-from justitia.core.policy import AppInfo, Estimator, Key, Policy, Req, TracksChangedApps
+from justitia.core.policy import AppInfo, AppState, Estimator, Key, Policy, Req, TracksChangedApps
+
+
+@dataclass(slots=True)
+class _VTCApp(AppState):
+    counter: float = 0.0  # c_u (VTC eq. 1)
+    # req_id -> prompt tokens already charged, for its requests in the engine; active iff non-empty
+    live: dict[str, int] = field(default_factory=dict)
 
 
 class VTC(TracksChangedApps, Policy):
@@ -45,6 +53,7 @@ class VTC(TracksChangedApps, Policy):
     listens_to_service: ClassVar[bool] = True
     name = "vtc"
     dynamic_keys: ClassVar[bool] = True
+    apps: dict[str, _VTCApp]  # type: ignore[assignment]
 
     def __init__(
         self,
@@ -60,37 +69,30 @@ class VTC(TracksChangedApps, Policy):
                 raise ValueError(f"{label} must be a finite number >= 0, got {val!r}")
         self.input_weight = float(input_weight)
         self.output_weight = float(output_weight)
-        self.counter: dict[str, float] = {}
-        # app_id -> {req_id: prompt tokens already charged} for its requests in the engine; an
-        # application is *active* iff this is non-empty.
-        self.live: dict[str, dict[str, int]] = {}
         self.lifts = 0
         self._init_changes()  # changed_apps(): the apps whose counter moved
         # (counter, app_id) of active apps, lazily stale: counters only grow, so a stale entry is <= the
         # truth and the smallest *fresh* entry is the smallest counter of the active apps (VTC eq. 2)
         self._mins: list[tuple[float, str]] = []
 
-    def app_arrived(self, app: AppInfo, now: float) -> None:
-        super().app_arrived(app, now)
-        self.counter.setdefault(app.app_id, 0.0)
-        self.live.setdefault(app.app_id, {})
+    def new_app(self, app: AppInfo, order: int, now: float) -> _VTCApp:
         self._mark(app.app_id)
+        old = self.apps.get(app.app_id)  # arriving again while known: keeps its counter and requests
+        return _VTCApp(app, order) if old is None else _VTCApp(app, order, old.counter, old.live)
 
     def request_arrived(self, req: Req, now: float) -> None:
-        app_id = self._known(req)
-        reqs = self.live[app_id]
-        if not reqs:  # (re)becomes active: VTC eq. 2
+        app = self.app_of(req)
+        if not app.live:  # (re)becomes active: VTC eq. 2
             low = self._min_active()
             if low is not None:
-                lifted = max(self.counter[app_id], low)
-                if lifted != self.counter[app_id]:
-                    self.counter[app_id] = lifted
+                lifted = max(app.counter, low)
+                if lifted != app.counter:
+                    app.counter = lifted
                     self.lifts += 1
                     self.version += 1
-                    self._mark(app_id)
-        if not reqs:
-            heapq.heappush(self._mins, (self.counter[app_id], app_id))
-        reqs[req.req_id] = 0
+                    self._mark(req.app_id)
+            heapq.heappush(self._mins, (app.counter, req.app_id))
+        app.live[req.req_id] = 0
 
     def _min_active(self) -> float | None:
         """Smallest counter among active applications (amortized O(log n): stale entries are refreshed
@@ -98,53 +100,47 @@ class VTC(TracksChangedApps, Policy):
         h = self._mins
         while h:
             c, a = h[0]
-            reqs = self.live.get(a)
-            if not reqs:
+            app = self.apps.get(a)
+            if app is None or not app.live:
                 heapq.heappop(h)  # inactive or gone (pushed again when it becomes active)
                 continue
-            cur = self.counter[a]
-            if c == cur:
+            if c == app.counter:
                 return c
-            heapq.heapreplace(h, (cur, a))
+            heapq.heapreplace(h, (app.counter, a))
         return None
 
     def served(self, req: Req, prefill_tokens: int, decode_tokens: int, held_token_iters: float, now: float) -> None:
-        reqs = self.live.get(req.app_id)
-        if reqs is None:
+        app = self.apps.get(req.app_id)
+        if app is None:
             return
         n_in = prefill_tokens
         if n_in and req.prompt_tokens > 0:  # charge each prompt token once; recompute is free
+            reqs = app.live
             done = reqs.get(req.req_id, 0)
             n_in = max(0, min(prefill_tokens, req.prompt_tokens - done))
             if req.req_id in reqs:
                 reqs[req.req_id] = done + n_in
-        delta = (self.input_weight * n_in + self.output_weight * decode_tokens) / self.apps[req.app_id].weight
+        delta = (self.input_weight * n_in + self.output_weight * decode_tokens) / app.info.weight
         if delta:
-            self.counter[req.app_id] += delta  # VTC eq. 1
+            app.counter += delta  # VTC eq. 1
             self.version += 1
             self._mark(req.app_id)
 
     def request_finished(self, req: Req, now: float) -> None:
-        reqs = self.live.get(req.app_id)
-        if reqs is not None:
-            reqs.pop(req.req_id, None)
+        app = self.apps.get(req.app_id)
+        if app is not None:
+            app.live.pop(req.req_id, None)
 
     def app_finished(self, app_id: str, now: float) -> None:
-        self.counter.pop(app_id, None)
-        self.live.pop(app_id, None)
-        if not self.live:
-            self._mins.clear()
         super().app_finished(app_id, now)
+        if not self.apps:
+            self._mins.clear()
 
     def key(self, req: Req) -> Key:
         try:
-            return (self.counter[req.app_id], req.arrival_s, req.seq)
+            return (self.apps[req.app_id].counter, req.arrival_s, req.seq)
         except KeyError:
-            self._known(req)
-            raise
+            raise self.unknown_app(req) from None
 
-    def _known(self, req: Req) -> str:
-        if req.app_id not in self.counter:
-            raise KeyError(f"request {req.req_id!r} belongs to unknown application {req.app_id!r}; "
-                           "the engine must call app_arrived() first")
-        return req.app_id
+    def state_entries(self) -> int:
+        return super().state_entries() + sum(len(a.live) for a in self.apps.values())
