@@ -57,6 +57,8 @@ class PaperConfig:
     # Fig. 12: densities (arrival rates) at which the decision time is measured
     overhead_densities: tuple[float, ...] = (1.0, 2.0, 3.0, 5.0, 8.0)
     input_text: Callable[[AppSpec], str] | None = field(default=None, compare=False)
+    exact_dynamic_keys: bool = False  # EngineConfig: VTC/SJF keys lag service ≤ 64 iterations (fast)
+    workers: int = 2  # processes for Fig. 7's independent runs
 
     def replace(self, **changes: Any) -> PaperConfig:
         return dataclasses.replace(self, **changes)
@@ -83,8 +85,9 @@ def full(**changes: Any) -> PaperConfig:
 
 
 def quick(**changes: Any) -> PaperConfig:
-    """A smaller run of every figure (< 3 min on 2 cores): fewer mice, one noise seed, fewer samples."""
-    cfg = full().replace(mice=(100, 300), noise_seeds=1, lambdas=(1.0, 3.0), train_per_type=40,
+    """A smaller run of every figure (< 3 min on 2 cores): 100 agents, 1× and 3×, fewer mice, one noise seed,
+    40 training agents per type."""
+    cfg = full().replace(n_apps=100, mice=(100, 300), noise_seeds=1, lambdas=(1.0, 3.0), train_per_type=40,
                          overhead_densities=(1.0, 3.0, 6.0), densities=(1, 3), table_density=3)
     return cfg.replace(**changes) if changes else cfg
 

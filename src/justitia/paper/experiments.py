@@ -62,18 +62,21 @@ class Context:
 
     def setting(self, density: float) -> Setting:
         if density not in self.settings:
-            self.settings[density] = calibrate(make_apps(self.cfg, density), self.cfg.gpu)
+            self.settings[density] = calibrate(make_apps(self.cfg, density), self.cfg.gpu, self.cfg.exact_dynamic_keys)
             self.step(f"calibrate {density:g}×")
         return self.settings[density]
 
 
-def calibrate(apps: Sequence[AppSpec], gpu: str) -> Setting:
+def calibrate(apps: Sequence[AppSpec], gpu: str, exact_dynamic_keys: bool = False) -> Setting:
+    """The engine preset of ``gpu`` and its measured reference rate on ``apps``. ``exact_dynamic_keys``
+    (:class:`justitia.sim.config.EngineConfig`) off: VTC's and SJF's keys lag service by at most
+    ``served_every`` iterations, several times faster on the paper's call-heavy agents."""
     from justitia.bench.experiment import engine_config, measure_iteration_s, reference_rate
 
     engine = engine_config(gpu)
     cap, _ = reference_rate(engine)
     it_s, _ = measure_iteration_s(apps, engine)
-    return Setting(list(apps), engine, cap, it_s)
+    return Setting(list(apps), engine.replace(exact_dynamic_keys=exact_dynamic_keys), cap, it_s)
 
 
 def available(name: str) -> bool:
@@ -135,21 +138,54 @@ def fair_summary(ratios: np.ndarray) -> dict[str, float]:
 
 def fig7(ctx: Context) -> dict[str, Any]:
     """``{"densities": {d: {policy: {mean_s, p90_s, wall_s}}}, "missing": [...]}`` and the runs kept
-    for Fig. 8 (``ctx``'s 3× runs, under ``"_runs"``)."""
+    for Fig. 8 and 11 (under ``"_runs"``)."""
     cfg = ctx.cfg
     pols = [p for p in cfg.policies if available(p)]
     out: dict[str, Any] = {"densities": {}, "missing": [p for p in cfg.policies if not available(p)], "_runs": {}}
     for d in cfg.densities:
-        s = ctx.setting(d)
-        row: dict[str, Any] = {}
-        runs: dict[str, PolicyRun] = {}
-        for p in pols:
-            r = run_policy(s, p, ctx.estimators)
-            runs[p] = r
-            row[p] = {"mean_s": r.mean_s, "p90_s": r.p90_s, "wall_s": r.wall_s, "preemptions": r.preemptions}
-            ctx.step(f"Fig. 7 {d}× {p}")
-        out["densities"][d] = row
-        out["_runs"][d] = runs
+        ctx.setting(d)
+    runs = run_many(ctx, [(d, p) for d in cfg.densities for p in pols], "Fig. 7")
+    for d in cfg.densities:
+        out["_runs"][d] = {p: runs[(d, p)] for p in pols}
+        out["densities"][d] = {p: {"mean_s": r.mean_s, "p90_s": r.p90_s, "wall_s": r.wall_s,
+                                   "preemptions": r.preemptions} for p, r in out["_runs"][d].items()}
+    return out
+
+
+_FORKED: Context | None = None  # the context a forked worker of run_many reads (inherited, not pickled)
+
+
+def _run_job(job: tuple[float, str]) -> tuple[tuple[float, str], PolicyRun]:
+    assert _FORKED is not None
+    d, p = job
+    return job, run_policy(_FORKED.settings[d], p, _FORKED.estimators)
+
+
+def run_many(ctx: Context, jobs: Sequence[tuple[float, str]], what: str) -> dict[tuple[float, str], PolicyRun]:
+    """Run ``(density, policy)`` jobs on ``ctx.cfg.workers`` processes (forked: the calibrated settings
+    and trained estimators are inherited); results are identical to running them one by one."""
+    global _FORKED
+    for d, _ in jobs:
+        ctx.setting(d)
+    workers = min(ctx.cfg.workers, len(jobs))
+    out: dict[tuple[float, str], PolicyRun] = {}
+    _FORKED = ctx
+    try:
+        if workers <= 1:
+            done = map(_run_job, jobs)
+        else:
+            import multiprocessing
+
+            pool = multiprocessing.get_context("fork").Pool(workers)
+            done = pool.imap_unordered(_run_job, jobs)
+        for job, run in done:
+            out[job] = run
+            ctx.step(f"{what} {job[0]:g}× {job[1]}")
+        if workers > 1:
+            pool.close()
+            pool.join()
+    finally:
+        _FORKED = None
     return out
 
 
@@ -192,12 +228,13 @@ def fig11(ctx: Context, fig7_out: Mapping[str, Any], ablated: str = "justitia-c"
     """Mean JCT of ``ablated`` (VTC's cost) vs ``base`` at every density."""
     if not available(ablated):
         return {"missing": ablated, "densities": {}}
+    dens = ctx.cfg.densities
+    known = {(d, p): r for d in dens for p, r in fig7_out["_runs"].get(d, {}).items()}
+    todo = [(d, p) for d in dens for p in (base, ablated) if (d, p) not in known]
+    runs = {**known, **run_many(ctx, todo, "Fig. 11")}
     rows = {}
-    for d in ctx.cfg.densities:
-        s = ctx.setting(d)
-        ref = fig7_out["_runs"].get(d, {}).get(base) or run_policy(s, base)
-        r = run_policy(s, ablated)
-        ctx.step(f"Fig. 11 {d}× {ablated}")
+    for d in dens:
+        ref, r = runs[(d, base)], runs[(d, ablated)]
         rows[d] = {base: ref.mean_s, ablated: r.mean_s, "ratio": r.mean_s / ref.mean_s,
                    f"{base}_p90": ref.p90_s, f"{ablated}_p90": r.p90_s}
     return {"densities": rows, "base": base, "ablated": ablated}

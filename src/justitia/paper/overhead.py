@@ -21,7 +21,7 @@ from justitia.paper.config import make_apps
 from justitia.paper.experiments import Context, build, calibrate
 
 TIMED = ("key", "app_arrived", "request_arrived", "served", "request_finished", "app_finished", "changed_apps")
-POLICIES = ("justitia", "justitia-mlp", "vtc")
+POLICIES = ("justitia", "justitia-mlp")
 
 
 class DecisionTimer:

@@ -61,9 +61,9 @@ def plot_fig9(res: Mapping[str, Any], path: Path) -> Path:
     """Elephant JCT vs number of mice, SRJF against Justitia."""
     plt, fig, axes = _figure(1)
     ax = axes[0]
-    ns = list(res["mice"])
-    for i, p in enumerate(next(iter(res["mice"].values()))):
-        ax.plot(ns, [res["mice"][n][p]["elephant_s"] for n in ns], marker="o", label=p, **_style(p, i))
+    ns = [int(n) for n in res["mice"]]
+    for i, p in enumerate(p for p in next(iter(res["mice"].values())) if p != "mice_load"):
+        ax.plot(ns, [res["mice"][str(n)][p]["elephant_s"] for n in ns], marker="o", label=p, **_style(p, i))
     if "elephant_alone_s" in res:
         ax.axhline(res["elephant_alone_s"], color="black", linewidth=0.8, linestyle="--", label="elephant alone")
     ax.set_xlabel("number of mice (one per second)")

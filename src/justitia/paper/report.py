@@ -94,8 +94,13 @@ def _fig9_row(res: Mapping[str, Any]) -> Row:
     j0, j1 = f9[ns[0]]["justitia"]["elephant_s"], f9[ns[-1]]["justitia"]["elephant_s"]
     ours = f"SRJF {s0:.0f} → {s1:.0f} s, Justitia {j0:.0f} → {j1:.0f} s ({ns[0]} → {ns[-1]} mice)"
     grows = s1 > 1.5 * s0 and s1 > 1.2 * j1
-    sent = "" if grows else ("Under SRJF the elephant's JCT does not grow much with the mice here: the mice leave "
-                             "spare capacity, so SRJF never has to starve it.")
+    load = f9[ns[-1]].get("mice_load")
+    alone = res["fig9"].get("elephant_alone_s", 0.0)
+    sent = "" if grows else (
+        f"SRJF does not starve the elephant here: the {ns[-1]} mice offer {load:.2f} of the engine's measured rate "
+        f"over their {int(ns[-1])} s, and the elephant alone takes {alone:.0f} s, so it gets the capacity the mice "
+        "leave and outlives their stream." if load is not None and load < 1 else
+        "SRJF does not starve the elephant here although the mice saturate the engine.")
     return "elephant JCT as mice grow (Fig. 9)", "SRJF grows without bound, Justitia bounded", ours, sent
 
 
@@ -183,12 +188,13 @@ def _sections(res: Mapping[str, Any]) -> list[str]:
                  + _md_table(["policy", "share ≤ 1", "median", "worst"], rows) + "\n\n![Fig. 8](fig8.png)")
     f9 = res.get("fig9", {})
     if f9.get("mice"):
-        rows = [[n, *(f"{v[p]['elephant_s']:.0f} / {v[p]['mice_mean_s']:.1f}" for p in v)] for n, v in f9["mice"].items()]
-        pol9 = list(next(iter(f9["mice"].values())))
+        pol9 = [p for p in next(iter(f9["mice"].values())) if p != "mice_load"]
+        rows = [[n, f"{v.get('mice_load', float('nan')):.2f}", *(f"{v[p]['elephant_s']:.0f} / {v[p]['mice_mean_s']:.1f}" for p in pol9)]
+                for n, v in f9["mice"].items()]
         s.append(f"## Fig. 9 — one {f9['elephant_type']} elephant, then a mouse ({', '.join(f9['mouse_types'])}) every second\n\n"
                  f"Elephant JCT / mean mouse JCT (s); the elephant alone takes {f9.get('elephant_alone_s', 0):.0f} s. "
                  "Both policies with oracle costs.\n\n"
-                 + _md_table(["mice", *pol9], rows) + "\n\n![Fig. 9](fig9.png)")
+                 + _md_table(["mice", "mice's load", *pol9], rows) + "\n\n![Fig. 9](fig9.png)")
     f10 = res.get("fig10", {})
     if f10.get("lambdas"):
         rows = [[lam, f"{v['mean_s']:.1f}", f"{v['vs_oracle']:.3f}", len(v["runs"])] for lam, v in f10["lambdas"].items()]

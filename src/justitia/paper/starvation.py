@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from justitia.apps.arrivals import offered_load
 from justitia.apps.model import AppSpec
 from justitia.paper.config import PaperConfig, type_samples
 from justitia.paper.experiments import Context, calibrate, run_policy
@@ -42,18 +43,20 @@ def elephant_and_mice(cfg: PaperConfig, n_mice: int, seed: int | None = None) ->
 
 
 def fig9(ctx: Context) -> dict[str, Any]:
-    """``{"mice": {n: {policy: {"elephant_s", "mice_mean_s"}}}, "elephant_cost", "elephant_alone_s"}``."""
+    """``{"mice": {n: {policy: {"elephant_s", "mice_mean_s"}, "mice_load"}}, "elephant_cost", "elephant_alone_s"}``;
+    ``mice_load`` is the load the mice alone offer (their cost ÷ the engine's measured rate × their window)."""
     cfg = ctx.cfg
     out: dict[str, Any] = {"mice": {}, "elephant_type": cfg.elephant_type, "mouse_types": list(cfg.mouse_types)}
     for n in cfg.mice:
         apps = elephant_and_mice(cfg, n)
         setting = calibrate(apps, cfg.gpu)
-        row = {}
+        row: dict[str, Any] = {}
         for p in POLICIES:
             r = run_policy(setting, p)
             mice = [v for k, v in r.acts.items() if k != "elephant"]
             row[p] = {"elephant_s": r.acts["elephant"], "mice_mean_s": float(np.mean(mice))}
             ctx.step(f"Fig. 9 {n} mice {p}")
+        row["mice_load"] = offered_load(apps[1:], setting.capacity_tokens / setting.iteration_s)
         out["mice"][n] = row
         out["elephant_cost"] = apps[0].cost
     alone = calibrate(elephant_and_mice(cfg, 1)[:1], cfg.gpu)
