@@ -8,7 +8,7 @@ for every 5th application, which "forgets" it and must be ended by the scheduler
 
 Reported: requests sent / answered / errored / lost (sent − answered − errored: must be 0), latency
 p50/p99 per request and per application, tokens/s, the server's resident memory (all processes of its
-process group: API server, EngineCore, worker) at start, after warm-up and at the end, and what the
+process group: supervisor, API server, EngineCore, worker) at start, after warm-up and at the end, and what the
 scheduler still holds afterwards (``justitia_active_apps`` once the idle window passed).
 
     .venv/bin/python benchmarks/load_test.py --duration-s 150 --concurrency 200
@@ -38,16 +38,14 @@ PORTS = (8300, 8400)
 # ---------------------------------------------------------------------- measurement helpers
 def _group_members(pid: int) -> Iterator[tuple[str, int]]:
     """``(command line, resident bytes)`` of every process in ``pid``'s process group (Linux /proc)."""
+    from justitia.vllm.proctree import group_members
+
     try:
         pgid = os.getpgid(pid)
     except ProcessLookupError:
         return
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+    for entry in group_members(pgid):
         try:
-            if os.getpgid(int(entry)) != pgid:
-                continue
             with open(f"/proc/{entry}/cmdline", "rb") as f:
                 cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
             with open(f"/proc/{entry}/status") as f:
@@ -68,7 +66,8 @@ def rss_by_process(pid: int) -> dict[str, int]:
     for cmd, rss in _group_members(pid):
         if not rss:
             continue  # no VmRSS (exiting process): not a member worth naming
-        name = cmd.split()[0] if cmd.startswith("VLLM::") else ("APIServer" if "api_server" in cmd else cmd[:20])
+        name = (cmd.split()[0] if cmd.startswith("VLLM::") else "Supervisor" if "justitia.vllm.supervise" in cmd
+                else "APIServer" if "api_server" in cmd else cmd[:20])
         out[name] = out.get(name, 0) + rss // (1024 * 1024)
     return out
 
@@ -313,4 +312,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from justitia.lifecycle import run_stopping_servers
+
+    sys.exit(run_stopping_servers(main, "load_test"))  # SIGTERM/SIGINT/SIGHUP stop the started server

@@ -2,7 +2,9 @@
 
 Each subcommand lives with its subsystem as a module exposing ``register(subparsers)``; those modules
 import only argparse-level things at top level, so ``justitia --help`` stays fast and a missing
-optional extra (vLLM, torch) only affects the subcommand that needs it.
+optional extra (vLLM, torch) only affects the subcommand that needs it. Every command runs under
+:func:`justitia.lifecycle.run_stopping_servers`: SIGTERM, SIGINT and SIGHUP stop the servers it
+started and it exits with 128 + the signal's number (``serve``: 0, a requested stop is its normal end).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from justitia import __version__
+from justitia.lifecycle import run_stopping_servers
 
 # subsystem modules that define subcommands, in help order
 _COMMAND_MODULES = (
@@ -50,8 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    try:
-        return int(args.func(args) or 0)
+    try:  # SIGTERM/SIGINT/SIGHUP stop every server this command started
+        return run_stopping_servers(lambda: int(args.func(args) or 0), f"justitia {args.command}")
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

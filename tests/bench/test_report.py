@@ -9,6 +9,7 @@ import json
 import pytest
 from rich.console import Console
 
+from justitia.apps.model import AppSpec
 from justitia.bench.metrics import evaluate
 from justitia.bench.plots import plot_act_cdf, plot_slowdown, slowdowns
 from justitia.bench.report import SUMMARY_KEYS, build_table, summary_dict, write_apps_csv, write_summary
@@ -86,3 +87,16 @@ def test_plots_are_written_as_png(tmp_path, metrics):
         data = path.read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n"
         assert len(data) > 10_000  # axes, curves and legend, not an empty canvas
+
+
+def test_plot_subtitle_names_the_load_against_the_right_rate() -> None:
+    """A real bench has only the measured rate: its load must not read "0.00 of the measured service rate"."""
+    from justitia.bench.experiment import Comparison, plot_subtitle
+
+    apps = [AppSpec.from_json({"app_id": f"a{i}", "arrival_s": float(i), "stages": [{"calls": [{"prompt_tokens": 10, "output_tokens": 5}]}]})
+            for i in range(3)]
+    real = Comparison(workload="real-mix-quick", apps=apps, capacity_tokens=2048, iteration_s=0.1, offered_load=3.04)
+    assert plot_subtitle(real) == "real-mix-quick: 3 apps, load 3.04 (of the measured service rate)"
+    sim = Comparison(workload="paper-mix", apps=apps, capacity_tokens=2048, iteration_s=0.1, offered_load=0.9,
+                     effective_load=1.27)
+    assert plot_subtitle(sim) == "paper-mix: 3 apps, load 0.90 (1.27 of the measured service rate)"

@@ -7,7 +7,8 @@ from core_policy_driver import Driver, assert_no_app_state
 
 from justitia.core.policies.justitia_c import KAPPA_START
 from justitia.core.policies.req_sjf import DEFAULT_OUTPUT_TOKENS
-from justitia.core.policy import AppInfo, make_policy
+from justitia.core.policy import AppInfo
+from justitia.policies import make_policy
 
 
 def _typed(d: Driver, app_id: str, t: float, app_type: str) -> None:
@@ -52,7 +53,7 @@ def test_justitia_c_tags_with_p_plus_2d_so_long_decodes_look_cheap() -> None:
             d.app(app_id, 0.0, cost=memory, features={"compute_cost": compute})
     ra, rb = jc.req("a", 0.0), jc.req("b", 0.0)
     assert jc.order() == [ra.req_id, rb.req_id]
-    assert jc.p.finish["a"] == pytest.approx(KAPPA_START * 2_000.0)
+    assert jc.p.apps["a"].finish == pytest.approx(KAPPA_START * 2_000.0)
     ja, jb = j.req("a", 0.0), j.req("b", 0.0)
     assert j.order() == [jb.req_id, ja.req_id]
 
@@ -63,9 +64,9 @@ def test_justitia_c_kappa_is_measured_from_service_and_fixed_per_app() -> None:
     r = d.req("a", 0.0, prompt=100)
     held = d.serve(r, 1.0, decode=10, prefill=100)  # 10·100 + 55 token·iterations for 100 + 20 tokens
     assert d.p.kappa == pytest.approx(held / 120)
-    f_a = d.p.finish["a"]
+    f_a = d.p.apps["a"].finish
     d.app("b", 1.0, cost=1.0, features={"compute_cost": 100})
-    assert d.p.finish["a"] == f_a  # a's tag keeps the κ of its arrival
+    assert d.p.apps["a"].finish == f_a  # a's tag keeps the κ of its arrival
     d.finish_app("a", 2.0)
     d.finish_app("b", 2.0)
     assert not d.p._kappa

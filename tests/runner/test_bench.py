@@ -8,13 +8,12 @@ import math
 import pytest
 
 from justitia.apps.model import AppSpec
-from justitia.core.cost import call_cost
-from justitia.runner import bench
-from justitia.runner.bench import BenchRun, Job, JobOutcome, ServerStats
-from justitia.runner.bench_main import evaluate_runs
+from justitia.runner import bench, server_stats
+from justitia.runner.bench import Job, JobOutcome
+from justitia.runner.bench_report import evaluate_runs
 from justitia.runner.calibrate import RealRun, Sample, compare_sim, fit_nonneg, save_calibration
-from justitia.runner.sdk import App, CallRecord
-from justitia.sim.result import AppRecord, RunResult
+
+from bench_helpers import app_with_calls, bench_run
 
 METRICS = """# HELP vllm:num_preemptions_total Cumulative number of preemption from the engine.
 # TYPE vllm:num_preemptions_total counter
@@ -29,42 +28,17 @@ vllm:cache_config_info{block_size="32",engine="0",num_gpu_blocks="65",num_gpu_bl
 
 
 def test_parse_metrics() -> None:
-    s = bench.parse_metrics(METRICS)
+    s = server_stats.parse_metrics(METRICS)
     assert s.capacity_tokens == 64 * 32  # 65 blocks minus vLLM's null block
     assert s.block_size == 32
     assert (s.preemptions, s.itl_sum_s, s.itl_count) == (7.0, 12.5, 100.0)
     assert (s.prompt_tokens, s.generation_tokens) == (1000.0, 400.0)
-    d = bench.diff(s, bench.parse_metrics(METRICS.replace("} 7.0", "} 2.0").replace("} 12.5", "} 2.5")))
+    d = server_stats.diff(s, server_stats.parse_metrics(METRICS.replace("} 7.0", "} 2.0").replace("} 12.5", "} 2.5")))
     assert d.preemptions == 5.0 and d.itl_sum_s == 10.0 and d.itl_count == 0.0
 
 
-def _app(calls: list[tuple[int, float, float, int, int]], start: float, end: float) -> App:
-    class C:
-        completions = chat = object()
-
-    a = App(C(), type="t", model="m")
-    a.start_s, a.end_s = start, end
-    for i, (stage, s, e, p, o) in enumerate(calls):
-        a.calls.append(CallRecord(i, "chat", s, e, p, o, stage=stage))
-    return a
-
-
-def _run(policy: str, acts: dict[str, float], itl: tuple[float, float], cap: float = 2048.0,
-         steps: float = 0.0, busy: float = 0.0) -> BenchRun:
-    outs, recs, specs = [], [], []
-    for i, (name, act) in enumerate(acts.items()):
-        app = _app([(0, 100.0 + i, 100.0 + i + act, 50, 10)], 100.0 + i, 100.0 + i + act)
-        job = Job(name, "t", float(i), 1.0, 1000.0, lambda a: None)
-        outs.append(JobOutcome(job, app))
-        recs.append(AppRecord(name, "t", float(i), float(i) + act, call_cost(50, 10), num_calls=1))
-        specs.append(bench.measured_spec(outs[-1], 100.0))
-    res = RunResult(policy, recs, cap, 0.1, makespan_s=max(r.completion_s for r in recs), output_tokens=10 * len(recs))
-    stats = ServerStats(cap, 32, 0, itl[0], itl[1], steps=steps)
-    return BenchRun(policy, res, outs, stats, 100.0, specs, busy_s=busy)
-
-
 def test_measured_spec_has_real_stages_delays_and_tokens() -> None:
-    app = _app([(0, 1.0, 3.0, 100, 20), (0, 1.1, 4.0, 120, 30), (1, 4.5, 6.0, 80, 5)], 1.0, 6.0)
+    app = app_with_calls([(0, 1.0, 3.0, 100, 20), (0, 1.1, 4.0, 120, 30), (1, 4.5, 6.0, 80, 5)], 1.0, 6.0)
     out = JobOutcome(Job("mr-1", "mapreduce", 0.5, 1.0, None, lambda a: None), app)
     spec = bench.measured_spec(out, t0=0.5)
     assert spec.app_id == "mr-1" and spec.arrival_s == pytest.approx(0.5)
@@ -73,8 +47,8 @@ def test_measured_spec_has_real_stages_delays_and_tokens() -> None:
 
 
 def test_one_reference_for_all_runs() -> None:
-    a = _run("fcfs", {"x": 4.0, "y": 2.0}, (10.0, 100.0))
-    b = _run("justitia", {"x": 1.0, "y": 2.0}, (30.0, 100.0))
+    a = bench_run("fcfs", {"x": 4.0, "y": 2.0}, (10.0, 100.0))
+    b = bench_run("justitia", {"x": 1.0, "y": 2.0}, (30.0, 100.0))
     cap, it_s, metrics = evaluate_runs([a, b])
     assert cap == 2048.0
     assert it_s == pytest.approx(40.0 / 200.0)  # pooled, not each run's own
@@ -89,15 +63,15 @@ def test_one_reference_for_all_runs() -> None:
     assert [m.allowed_delay_s for m in metrics[0].apps] == pytest.approx([555 / 10_240 + 10 * 0.2] * 2)
     assert (metrics[0].mean_act_s, metrics[1].mean_act_s) == pytest.approx((3.0, 1.5))  # (4 + 2) / 2, (1 + 2) / 2
     with pytest.raises(ValueError, match="different KV capacities"):
-        evaluate_runs([a, _run("vtc", {"x": 1.0}, (1.0, 10.0), cap=4096.0)])
+        evaluate_runs([a, bench_run("vtc", {"x": 1.0}, (1.0, 10.0), cap=4096.0)])
     with pytest.raises(ValueError, match="no engine steps measured"):
-        evaluate_runs([_run("fcfs", {"x": 1.0}, (0.0, 0.0))])
+        evaluate_runs([bench_run("fcfs", {"x": 1.0}, (0.0, 0.0))])
 
 
 def test_reference_step_time_is_busy_time_over_engine_steps() -> None:
     # inter-token latency (here 0.3 s and 0.5 s) includes preempted waiting; the step time does not
-    a = _run("fcfs", {"x": 4.0}, (30.0, 100.0), steps=200.0, busy=20.0)
-    b = _run("justitia", {"x": 1.0}, (50.0, 100.0), steps=300.0, busy=36.0)
+    a = bench_run("fcfs", {"x": 4.0}, (30.0, 100.0), steps=200.0, busy=20.0)
+    b = bench_run("justitia", {"x": 1.0}, (50.0, 100.0), steps=300.0, busy=36.0)
     _, it_s, _ = evaluate_runs([a, b])
     assert it_s == pytest.approx(56.0 / 500.0)
     assert a.step_s == pytest.approx(0.1) and b.step_s == pytest.approx(0.12)
@@ -110,10 +84,10 @@ def test_busy_time_is_the_union_of_call_intervals() -> None:
 
 
 def test_a_failed_app_is_compared_under_no_policy() -> None:
-    from justitia.runner.bench_main import common_apps, restrict
+    from justitia.runner.bench_report import common_apps, restrict
 
-    a = _run("fcfs", {"x": 4.0, "y": 2.0, "z": 1.0}, (10.0, 100.0), steps=10, busy=1.0)
-    b = _run("justitia", {"x": 1.0, "z": 2.0}, (10.0, 100.0), steps=10, busy=1.0)  # y failed here
+    a = bench_run("fcfs", {"x": 4.0, "y": 2.0, "z": 1.0}, (10.0, 100.0), steps=10, busy=1.0)
+    b = bench_run("justitia", {"x": 1.0, "z": 2.0}, (10.0, 100.0), steps=10, busy=1.0)  # y failed here
     keep = common_apps([a, b])
     assert keep == {"x", "z"}
     ra, rb = restrict([a, b], keep)
@@ -125,7 +99,7 @@ def test_a_failed_app_is_compared_under_no_policy() -> None:
 
 
 def test_engine_cores_leave_a_core_for_the_frontends() -> None:
-    from justitia.runner.bench_main import engine_cores
+    from justitia.runner.bench_servers import engine_cores
 
     assert engine_cores(2, [0, 1], sequential=False) == (False, [1, 1])  # 2 engines + frontends > 2 cores
     assert engine_cores(3, [0, 1, 2, 3], sequential=False) == (True, [1, 2, 3])
@@ -134,7 +108,7 @@ def test_engine_cores_leave_a_core_for_the_frontends() -> None:
 
 
 def test_call_rows_and_figures() -> None:
-    r = _run("fcfs", {"x": 4.0, "y": 2.0, "z": 1.0}, (10.0, 100.0))
+    r = bench_run("fcfs", {"x": 4.0, "y": 2.0, "z": 1.0}, (10.0, 100.0))
     rows = bench.call_rows(r)
     assert [row["app_id"] for row in rows] == ["x", "y", "z"]
     assert rows[0]["latency_s"] == pytest.approx(4.0) and rows[0]["start_s"] == pytest.approx(0.0)

@@ -11,7 +11,7 @@ from justitia.cli import main
     (["bench", "--policies", "fcfs,fcfs"], "more than once"),
     (["bench", "--policies", "nope"], "unknown policy 'nope'"),
     (["bench", "--endpoint", "http://127.0.0.1:1", "--policies", "fcfs,justitia"], "one policy"),
-    (["bench", "--apps", "0"], "n_apps"),
+    (["bench", "--apps", "0"], "--apps must be >= 1"),
     (["bench", "--rate", "-1"], "rate"),
     (["bench", "--kv-tokens", "8"], "--kv-tokens"),
     (["bench", "--workload", "/nonexistent/wl.jsonl"], "workload file not found"),

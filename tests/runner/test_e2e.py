@@ -5,23 +5,28 @@ One server for the module (~40 s to start on 2 cores); every call is tiny.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import csv
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from justitia.cli import main
+
 pytestmark = pytest.mark.e2e
+
+PORT = 8290  # first port of the servers the bench starts here
 
 
 @pytest.fixture(scope="module")
 def server_url() -> Iterator[str]:
     pytest.importorskip("vllm")
-    from justitia.runner.bench_main import started_server
+    from justitia.runner.bench_plan import ServerSpec
+    from justitia.runner.bench_servers import started_server
 
-    with started_server("justitia", 4096, None, None, log=lambda *a: None) as url:
+    with started_server(ServerSpec(kv_tokens=4096), "justitia", log=lambda *a: None) as url:
         yield url
 
 
@@ -61,7 +66,6 @@ def test_real_apps_through_the_sdk(server_url: str) -> None:
 def test_bench_replays_a_workload_and_writes_the_report(server_url: str, tmp_path) -> None:
     from justitia.apps.model import AppSpec, dump_jsonl, load_jsonl
     from justitia.bench.report import SUMMARY_KEYS
-    from justitia.runner.bench_main import main_from_args
 
     specs = [
         AppSpec.from_json({"app_id": "big", "arrival_s": 0.0, "type": "sc",
@@ -73,11 +77,8 @@ def test_bench_replays_a_workload_and_writes_the_report(server_url: str, tmp_pat
     wl = tmp_path / "wl.jsonl"
     dump_jsonl(specs, wl)
     out = tmp_path / "out"
-    args = argparse.Namespace(
-        policies="justitia", apps=None, rate=None, seed=0, sizes=None, workload=str(wl), endpoint=server_url,
-        kv_tokens=4096, model=None, port=None, sequential=False, no_prefix_caching=False, no_hint=False, compare_sim=False, quick=True, out=str(out),
-        no_plots=True)
-    assert main_from_args(args) == 0
+    assert main(["bench", "--policies", "justitia", "--workload", str(wl), "--endpoint", server_url,
+                 "--kv-tokens", "4096", "--quick", "--out", str(out), "--no-plots"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert list(summary) == ["workload", "policies"] and list(summary["policies"]) == ["justitia"]
     assert tuple(summary["policies"]["justitia"]) == SUMMARY_KEYS
@@ -98,25 +99,26 @@ def test_bench_replays_a_workload_and_writes_the_report(server_url: str, tmp_pat
     assert b["engine_steps"] >= 12 and 0 < b["step_s"] < b["busy_s"] and b["failed_apps"] == 0
 
 
+def _small_workload(tmp_path: Path, gap_s: float, output_tokens: int) -> Path:
+    """Four tiny apps ``gap_s`` apart, one or two calls of 30 prompt tokens each; the JSONL's path."""
+    from justitia.apps.model import AppSpec, dump_jsonl
+
+    specs = [AppSpec.from_json({"app_id": f"a{i}", "arrival_s": gap_s * i, "type": "sc",
+                                "stages": [{"calls": [{"prompt_tokens": 30, "output_tokens": output_tokens}] * (1 + i % 2)}]})
+             for i in range(4)]
+    dump_jsonl(specs, tmp_path / "wl.jsonl")
+    return tmp_path / "wl.jsonl"
+
+
 def test_bench_starts_a_fresh_server_per_policy_and_compares_them(tmp_path) -> None:
     """The main job's path: servers started by the bench (one per policy), warmed up, streams run one
     after another on the pinned engine core, one reference for both, servers stopped afterwards."""
     pytest.importorskip("vllm")
-    from justitia.apps.model import AppSpec, dump_jsonl
-    from justitia.runner.bench_main import main_from_args
     from justitia.vllm.serve import port_is_free
 
-    specs = [AppSpec.from_json({"app_id": f"a{i}", "arrival_s": 0.2 * i, "type": "sc",
-                                "stages": [{"calls": [{"prompt_tokens": 30, "output_tokens": 6}] * (1 + i % 2)}]})
-             for i in range(4)]
-    wl = tmp_path / "wl.jsonl"
-    dump_jsonl(specs, wl)
-    out = tmp_path / "out"
-    args = argparse.Namespace(
-        policies="fcfs,justitia", apps=None, rate=None, seed=0, sizes=None, workload=str(wl), endpoint=None,
-        kv_tokens=1024, model=None, port=8290, sequential=False, no_prefix_caching=False, no_hint=False,
-        compare_sim=False, quick=True, out=str(out), no_plots=True)
-    assert main_from_args(args) == 0
+    wl, out = _small_workload(tmp_path, gap_s=0.2, output_tokens=6), tmp_path / "out"
+    assert main(["bench", "--policies", "fcfs,justitia", "--workload", str(wl), "--kv-tokens", "1024",
+                 "--port", str(PORT), "--quick", "--clock", "wall", "--out", str(out), "--no-plots"]) == 0
     b = json.loads((out / "bench.json").read_text())
     assert list(b["policies"]) == ["fcfs", "justitia"] and b["failed_apps"] == {}
     for f in b["policies"].values():
@@ -124,4 +126,28 @@ def test_bench_starts_a_fresh_server_per_policy_and_compares_them(tmp_path) -> N
         assert f["engine_steps"] >= 6 and f["step_s"] > 0
     assert b["iteration_s"] > 0
     assert (out / "server_fcfs.log").exists() and (out / "server_justitia.log").exists()
-    assert port_is_free("127.0.0.1", 8290) and port_is_free("127.0.0.1", 8291)  # both servers stopped
+    assert port_is_free("127.0.0.1", PORT) and port_is_free("127.0.0.1", PORT + 1)  # both servers stopped
+
+
+def test_step_clocked_bench_releases_arrivals_by_engine_steps(tmp_path) -> None:
+    """`bench --clock steps`: each app is released at engine step arrival / step time, its completion is
+    stamped in steps, the verdict is in steps converted at the pooled step time and the wall-clock figures
+    of the same runs are reported beside it."""
+    pytest.importorskip("vllm")
+    from justitia.apps.model import load_jsonl
+
+    wl, out = _small_workload(tmp_path, gap_s=0.4, output_tokens=8), tmp_path / "out"
+    assert main(["bench", "--policies", "fcfs,justitia", "--workload", str(wl), "--kv-tokens", "1024",
+                 "--clock", "steps", "--step-ms", "100", "--out", str(out), "--no-plots"]) == 0
+    b = json.loads((out / "bench.json").read_text())
+    assert b["clock"] == "steps" and b["ref_step_s"] == 0.1 and b["failed_apps"] == {}
+    it_s = b["iteration_s"]
+    for pol, f in b["policies"].items():
+        assert f["apps"] == 4 and f["output_tokens"] == 6 * 8
+        assert f["engine_steps"] >= 8 and f["mean_act_steps"] >= 8  # a call decodes 8 tokens: >= 8 steps
+        assert f["mean_act_s"] == pytest.approx(f["mean_act_steps"] * it_s)
+        assert f["wall_mean_act_s"] > 0
+        arrivals = {a.app_id: a.arrival_s / it_s for a in load_jsonl(out / f"measured_{pol}.jsonl")}
+        for i in range(4):  # released at step 4i (0.4 s / 100 ms), or at the next counter read after it
+            assert 4 * i - 1e-6 <= arrivals[f"a{i}"] <= 4 * i + 2, (pol, arrivals)
+    assert not list(out.glob(".engine_steps_*"))  # the step files are removed

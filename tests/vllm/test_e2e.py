@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -110,6 +109,10 @@ def test_cli_serve_prints_url_and_stops_on_ctrl_c(real_model_dir: Path, tmp_path
             model=real_model_dir.name, prompt="The capital of France is", max_tokens=4, temperature=0,
             extra_body={"vllm_xargs": {"app_id": "a1"}})
         assert "Paris" in r.choices[0].text
+        from justitia.vllm.proctree import descendants, is_alive
+
+        tree = descendants(proc.pid)  # supervisor, API server, EngineCore, Worker, resource tracker
+        assert sum(open(f"/proc/{p}/cmdline").read().startswith("VLLM::") for p in tree) == 2
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 0
         err = proc.stderr.read()  # type: ignore[union-attr]
@@ -118,11 +121,9 @@ def test_cli_serve_prints_url_and_stops_on_ctrl_c(real_model_dir: Path, tmp_path
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    # nothing of the server is left: the port is free again
+    # nothing of the server is left (the handler waited for it): no process of its tree, the port free
     from justitia.vllm.serve import port_is_free
 
-    deadline = time.monotonic() + 20
-    while not port_is_free("127.0.0.1", port) and time.monotonic() < deadline:
-        time.sleep(0.5)
+    assert [p for p in tree if is_alive(p)] == []
     assert port_is_free("127.0.0.1", port)
     assert "JustitiaScheduler" in log.read_text()

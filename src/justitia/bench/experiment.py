@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from justitia.apps.model import AppSpec
+from justitia.bench.defaults import DEFAULT_APPS, DEFAULT_LOAD
 from justitia.bench.metrics import PolicyMetrics, evaluate
 from justitia.sim.result import RunResult
 
@@ -220,7 +221,6 @@ def prepare_workload(
     """
     from justitia.apps.arrivals import scale_to_load
     from justitia.apps.workloads import WORKLOADS, load_workload
-    from justitia.bench import DEFAULT_APPS, DEFAULT_LOAD
 
     if n_apps is not None and n_apps < 1:
         raise ValueError(f"--apps must be a positive integer, got {n_apps}")
@@ -255,6 +255,16 @@ def prepare_workload(
     return name, apps
 
 
+def plot_subtitle(comp: Comparison) -> str:
+    """The plots' subtitle: workload, apps and load. A simulated comparison's offered load is relative
+    to the nominal rate and its effective load to the reference's; a real one (``justitia bench``) has
+    only the measured rate, so its offered load is already relative to it (``effective_load`` 0)."""
+    head = f"{comp.workload}: {len(comp.apps)} apps, load {comp.offered_load:.2f}"
+    if comp.effective_load > 0:
+        return f"{head} ({comp.effective_load:.2f} of the {comp.reference} service rate)"
+    return f"{head} (of the {comp.reference} service rate)"
+
+
 def write_outputs(comp: Comparison, out: Path, plots: bool = True) -> list[Path]:
     from justitia.bench.report import write_apps_csv, write_summary
 
@@ -263,8 +273,7 @@ def write_outputs(comp: Comparison, out: Path, plots: bool = True) -> list[Path]
     if plots:
         from justitia.bench.plots import plot_act_cdf, plot_slowdown
 
-        sub = (f"{comp.workload}: {len(comp.apps)} apps, load {comp.offered_load:.2f} "
-               f"({comp.effective_load:.2f} of the {comp.reference} service rate)")
+        sub = plot_subtitle(comp)
         paths.append(plot_act_cdf(comp.metrics, out / "act_cdf.png", title=f"ACT CDF — {sub}"))
         paths.append(plot_slowdown(comp.metrics, out / "slowdown.png", title=sub))
     return paths

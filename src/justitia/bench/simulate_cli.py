@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from justitia.bench import DEFAULT_APPS, DEFAULT_LOAD, DEFAULT_POLICIES, DEFAULT_WORKLOAD
+from justitia.bench.defaults import DEFAULT_APPS, DEFAULT_LOAD, DEFAULT_POLICIES, DEFAULT_WORKLOAD
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -15,7 +15,7 @@ over all policies of a comparison so they share one reference. (vLLM's inter-tok
 an iteration time: it includes the time a preempted request waits, so it grows with preemptions.)
 
 An application that fails (its call raised after the client's retries) is recorded with its error and
-left out of that run's result; :func:`justitia.runner.bench_main.evaluate_runs` then compares the
+left out of that run's result; :func:`justitia.runner.bench_report.evaluate_runs` then compares the
 policies on the applications that finished under all of them, and the report names the failures.
 """
 
@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import math
-import re
 import time
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,6 +35,8 @@ from justitia.apps.model import AppSpec, Call, Stage
 from justitia.core.cost import call_cost
 from justitia.runner.realapps import APP_TYPES, AppPlan
 from justitia.runner.sdk import App
+from justitia.runner.server_stats import ServerStats, diff, scrape
+from justitia.runner.stepclock import StepClock, StepFilePoller, release_in_order
 from justitia.sim.result import AppRecord, RunResult
 
 # token ids for synthetic prompts: plain sub-word pieces of the SmolLM2 / Llama vocabularies
@@ -98,71 +99,7 @@ class JobOutcome:
     app: App
     result: dict[str, Any] | None = None
     error: str | None = None
-
-
-@dataclass(slots=True)
-class ServerStats:
-    """What the server's Prometheus ``/metrics`` says (counters are deltas over the run)."""
-
-    capacity_tokens: float = math.nan
-    block_size: int = 0
-    preemptions: float = 0.0
-    itl_sum_s: float = 0.0
-    itl_count: float = 0.0
-    prompt_tokens: float = 0.0
-    generation_tokens: float = 0.0
-    steps: float = 0.0  # engine steps that scheduled tokens (vllm:iteration_tokens_total_count)
-    prefix_hits: float = 0.0  # prompt tokens served from the prefix cache (vllm:prefix_cache_hits_total)
-    prefix_queries: float = 0.0  # prompt tokens looked up in it (vllm:prefix_cache_queries_total)
-
-
-_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+([-+0-9.eEnNaIif]+)$")
-
-
-def parse_metrics(text: str) -> ServerStats:
-    """Pick our figures out of a Prometheus exposition of vLLM's metrics (summing over label sets)."""
-    s = ServerStats()
-    sums: dict[str, float] = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        m = _SAMPLE.match(line.strip())
-        if not m:
-            continue
-        name, labels, value = m.group(1), m.group(2) or "", float(m.group(3))
-        if name == "vllm:cache_config_info":
-            lab = dict(re.findall(r'(\w+)="([^"]*)"', labels))
-            blocks = lab.get("num_gpu_blocks_override") if lab.get("num_gpu_blocks_override") not in (None, "", "None") \
-                else lab.get("num_gpu_blocks")
-            if blocks not in (None, "", "None") and lab.get("block_size"):
-                s.block_size = int(lab["block_size"])
-                s.capacity_tokens = float((int(blocks) - 1) * s.block_size)  # minus vLLM's null block
-            continue
-        sums[name] = sums.get(name, 0.0) + value
-    s.preemptions = sums.get("vllm:num_preemptions_total", 0.0)
-    s.itl_sum_s = sums.get("vllm:inter_token_latency_seconds_sum", 0.0)
-    s.itl_count = sums.get("vllm:inter_token_latency_seconds_count", 0.0)
-    s.prompt_tokens = sums.get("vllm:prompt_tokens_total", 0.0)
-    s.generation_tokens = sums.get("vllm:generation_tokens_total", 0.0)
-    s.steps = sums.get("vllm:iteration_tokens_total_count", 0.0)
-    s.prefix_hits = sums.get("vllm:prefix_cache_hits_total", 0.0)
-    s.prefix_queries = sums.get("vllm:prefix_cache_queries_total", 0.0)
-    return s
-
-
-def scrape(url: str, timeout: float = 10.0) -> ServerStats:
-    with urllib.request.urlopen(url.rstrip("/") + "/metrics", timeout=timeout) as r:  # noqa: S310 - local server
-        return parse_metrics(r.read().decode("utf-8", "replace"))
-
-
-def diff(after: ServerStats, before: ServerStats) -> ServerStats:
-    return ServerStats(
-        capacity_tokens=after.capacity_tokens, block_size=after.block_size,
-        preemptions=after.preemptions - before.preemptions, itl_sum_s=after.itl_sum_s - before.itl_sum_s,
-        itl_count=after.itl_count - before.itl_count, prompt_tokens=after.prompt_tokens - before.prompt_tokens,
-        generation_tokens=after.generation_tokens - before.generation_tokens, steps=after.steps - before.steps,
-        prefix_hits=after.prefix_hits - before.prefix_hits, prefix_queries=after.prefix_queries - before.prefix_queries,
-    )
+    steps: tuple[float, float] | None = None  # (release, completion) on the step clock, if step-clocked
 
 
 def busy_time(intervals: Sequence[tuple[float, float]]) -> float:
@@ -192,6 +129,9 @@ class BenchRun:
     measured: list[AppSpec] = field(default_factory=list)  # the run's apps with their real token counts
     busy_s: float = 0.0  # time with at least one call in flight
     failed: list[JobOutcome] = field(default_factory=list)  # apps whose program raised (not in result)
+    # step-clocked runs (--clock steps): app name -> (release step, completion step) on the step clock
+    app_steps: dict[str, tuple[float, float]] = field(default_factory=dict)
+    ref_step_s: float = 0.0  # the step clock's reference step time (stream seconds per step)
 
     @property
     def mean_itl_s(self) -> float:
@@ -205,11 +145,13 @@ class BenchRun:
 
 async def _run_jobs(
     jobs: Sequence[Job], client: Any, model: str, on_done: Callable[[JobOutcome], None] | None,
+    clock: StepClock | None = None,
 ) -> tuple[float, list[JobOutcome]]:
+    """Play the jobs: released at their wall-clock arrival, or by ``clock`` (steps; each outcome's
+    ``steps`` then holds its release and completion step)."""
     t0 = time.monotonic()
 
-    async def one(job: Job) -> JobOutcome:
-        await asyncio.sleep(max(0.0, t0 + job.arrival_s - time.monotonic()))
+    async def play(job: Job) -> JobOutcome:
         app = App(client, type=job.app_type, weight=job.weight, cost_hint=job.cost_hint, model=model)
         out = JobOutcome(job, app)
         try:
@@ -221,8 +163,21 @@ async def _run_jobs(
             on_done(out)
         return out
 
-    outs = await asyncio.gather(*(one(j) for j in jobs))
-    return t0, list(outs)
+    if clock is None:
+        async def on_time(job: Job) -> JobOutcome:
+            await asyncio.sleep(max(0.0, t0 + job.arrival_s - time.monotonic()))
+            return await play(job)
+
+        return t0, list(await asyncio.gather(*(on_time(j) for j in jobs)))
+
+    async def stamped(job: Job, step: float) -> JobOutcome:
+        out = await play(job)
+        out.steps = (step, clock.now())
+        return out
+
+    clock.start()
+    tasks = await release_in_order(jobs, clock, stamped)
+    return t0, list(await asyncio.gather(*tasks))
 
 
 def measured_spec(out: JobOutcome, t0: float) -> AppSpec:
@@ -287,12 +242,15 @@ def warm_up(url: str, model: str | None = None, seed: int = 0) -> None:
 def run_stream(
     jobs: Sequence[Job], url: str, policy: str, *, model: str | None = None,
     on_done: Callable[[JobOutcome], None] | None = None, request_timeout_s: float = 900.0,
-    ready: Callable[[], None] | None = None,
+    ready: Callable[[], None] | None = None, step_file: str | Path | None = None, step_s: float = 0.1,
 ) -> BenchRun:
     """Play ``jobs`` against the server at ``url`` (``http://host:port``) and measure everything.
 
-    Applications whose program raised are kept in :attr:`BenchRun.failed` (with their error) and left
-    out of the result; RuntimeError only if every application failed (a dead server, say).
+    With ``step_file`` (the server's engine step counter, :mod:`justitia.vllm.stepfile`) the stream is
+    step-clocked (:mod:`justitia.runner.stepclock`, ``step_s`` stream seconds per step); otherwise
+    applications start at their wall-clock arrival. Applications whose program raised are kept in
+    :attr:`BenchRun.failed` (with their error) and left out of the result; RuntimeError only if every
+    application failed (a dead server, say).
     """
     if not jobs:
         raise ValueError("no applications to run")
@@ -301,14 +259,14 @@ def run_stream(
         raise ValueError("application names in a stream must be unique")
     before = scrape(url)
 
-    async def main() -> tuple[float, list[JobOutcome]]:
+    async def main(clock: StepClock | None) -> tuple[float, list[JobOutcome]]:
         client = make_client(url, request_timeout_s)
         try:
             m = model
             if m is None:
                 page = await client.models.list()
                 m = page.data[0].id
-            return await _run_jobs(jobs, client, m, on_done)
+            return await _run_jobs(jobs, client, m, on_done, clock)
         finally:
             await client.close()
 
@@ -316,9 +274,21 @@ def run_stream(
         ready()  # e.g. a barrier: side-by-side runs start their streams together
         before = scrape(url)
     wall0 = time.monotonic()
-    t0, outs = asyncio.run(main())
+    if step_file is None:
+        t0, outs = asyncio.run(main(None))
+    else:
+        with StepFilePoller(step_file) as counter:
+            t0, outs = asyncio.run(main(StepClock(counter, step_s)))
     wall = time.monotonic() - wall0
-    stats = diff(scrape(url), before)
+    run = measure_run(policy, outs, t0, diff(scrape(url), before), wall)
+    if step_file is not None:
+        run.ref_step_s = step_s
+        run.app_steps = {o.job.name: o.steps for o in outs if o.steps is not None and not o.error}
+    return run
+
+
+def measure_run(policy: str, outs: Sequence[JobOutcome], t0: float, stats: ServerStats, wall: float) -> BenchRun:
+    """The :class:`BenchRun` of a played stream (wall-clock times; see :func:`run_stream`)."""
     failed = [o for o in outs if o.error]
     ok = [o for o in outs if not o.error]
     if not ok:
@@ -349,7 +319,7 @@ def run_stream(
         preemptions=int(stats.preemptions), iterations=int(stats.steps), wall_s=wall,
         extra={"mean_itl_s": itl, "step_s": step, "busy_s": busy, "failed_apps": len(failed)},
     )
-    return BenchRun(policy, result, outs, stats, t0, specs, busy_s=busy, failed=failed)
+    return BenchRun(policy, result, list(outs), stats, t0, specs, busy_s=busy, failed=failed)
 
 
 def call_rows(run: BenchRun) -> list[dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""``justitia bench``: real applications on the real engine, policies side by side (issue 5 §3).
+"""``justitia bench``: real applications on the real engine, policies side by side.
 
 Only argparse at top level (see :mod:`justitia.cli`); the OpenAI client, vLLM and matplotlib load in
 the handler.
@@ -7,6 +7,8 @@ the handler.
 from __future__ import annotations
 
 import argparse
+
+from justitia.runner.bench_plan import DEFAULT_STEP_S  # a module without heavy imports
 
 DEFAULT_KV_TOKENS = 2048  # 128 blocks of 16: a few applications fill it (memory scarce, DESIGN §3)
 
@@ -52,6 +54,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--repeat", type=int, default=1, metavar="N",
                    help="run the whole comparison N times on fresh servers, the policy order alternating, and "
                         "summarise the ratios to fcfs (mean, min, max); each repeat's outputs in OUT/repK (default 1)")
+    p.add_argument("--clock", choices=("wall", "steps"), default=None,
+                   help="wall: applications arrive at their wall-clock times; steps: arrivals released by the "
+                        "engine's own step counter (arrival t at step t / --step-ms) and completion times "
+                        "measured in engine steps, so a slow or busy host gives the same comparison; the wall-"
+                        "clock times of the same runs are printed beside it (default wall; --quick: steps)")
+    p.add_argument("--step-ms", type=float, default=DEFAULT_STEP_S * 1e3, metavar="MS",
+                   help=f"reference step time of --clock steps, ms (default {DEFAULT_STEP_S * 1e3:g})")
+    p.add_argument("--trace", action="store_true",
+                   help="write each server's scheduler trace (JUSTITIA_TRACE_FILE) to OUT/trace_<policy>.jsonl")
     p.add_argument("--quick", action="store_true", help="20 short apps, fcfs vs justitia: about 3 minutes on 2 CPU cores (the main job, make run)")
     p.add_argument("--out", default=None, help="output folder (default results/bench)")
     p.add_argument("--no-plots", action="store_true", help="skip act_cdf.png / slowdown.png")

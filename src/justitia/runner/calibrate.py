@@ -86,7 +86,8 @@ class Sample:
 async def _measure(url: str, model: str, progress: Callable[[str], None], grid: str, seed: int) -> list[Sample]:
     from openai import AsyncOpenAI
 
-    from justitia.runner.bench import scrape, synthetic_prompt
+    from justitia.runner.bench import synthetic_prompt
+    from justitia.runner.server_stats import scrape
 
     rng = np.random.default_rng(seed)
     client = AsyncOpenAI(base_url=url.rstrip("/") + "/v1", api_key="EMPTY", max_retries=0, timeout=600)

@@ -1,4 +1,4 @@
-"""``justitia calibrate``: fit the simulator's latency model to this machine's real engine (issue 5 §4).
+"""``justitia calibrate``: fit the simulator's latency model to this machine's real engine.
 
 Only argparse at top level (see :mod:`justitia.cli`); vLLM and the OpenAI client load in the handler.
 """
@@ -6,6 +6,8 @@ Only argparse at top level (see :mod:`justitia.cli`); vLLM and the OpenAI client
 from __future__ import annotations
 
 import argparse
+
+CALIBRATION_KV_TOKENS = 16384  # roomy: nothing is preempted while a batch is timed
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -64,12 +66,14 @@ def _handler(args: argparse.Namespace) -> int:
     if args.endpoint:
         model, samples = run(args.endpoint)
     else:
-        from justitia.runner.bench_main import engine_cores, started_server, usable_cores
+        from justitia.runner.bench_plan import ServerSpec
+        from justitia.runner.bench_servers import engine_cores, started_server, usable_cores
 
         # roomy KV (no preemption while timing); fcfs = vLLM's own order; the engine on the core a
         # one-after-another `justitia bench` uses, so the fit describes the engine the bench measures
         core = engine_cores(1, usable_cores(), sequential=True)[1][0]
-        with started_server("fcfs", 16384, args.port, args.model, log=console.log, core=core) as url:
+        spec = ServerSpec(kv_tokens=CALIBRATION_KV_TOKENS, model=args.model)
+        with started_server(spec, "fcfs", port=args.port, log=console.log, core=core) as url:
             model, samples = run(url)
     t = Table(title=f"calibration samples vs fit: {model!r}", title_justify="left", header_style="bold")
     for c in ("kind", "prefill", "decode", "kv read", "measured ms", "model ms", "error"):

@@ -9,7 +9,11 @@ the scheduling policy matters. The policy reaches the EngineCore process through
 
 :class:`Server` is a context manager used by ``justitia serve`` and by the benchmarks (a fresh server
 per policy): free-port selection, a log file, a readiness wait on ``/health`` that fails fast with the
-log's tail if the server dies, and a clean stop (SIGTERM to the process group, SIGKILL after a timeout).
+log's tail if the server dies, and a stop that leaves nothing behind. The server runs under a small
+supervisor (:mod:`justitia.vllm.supervise`) in its own session: stopping the supervisor stops the
+API server, its EngineCore and Worker; the supervisor also stops them when this process dies, even by
+SIGKILL. Started servers are registered with :mod:`justitia.lifecycle`, which stops them all on
+SIGTERM, SIGINT and SIGHUP.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+
+from justitia import lifecycle
 
 SCHEDULER_CLS = "justitia.vllm.scheduler.JustitiaScheduler"
 MIDDLEWARE = "justitia.vllm.middleware.ValidateXargs"
@@ -94,6 +100,7 @@ class Server:
         log_file: str | Path | None = None,
         log: Callable[[str], None] = print,
         cpus: Sequence[int] | None = None,
+        stop_grace_s: float = 5.0,
     ) -> None:
         if kv_tokens is not None and kv_tokens <= 0:
             raise ValueError(f"kv_tokens must be a positive number of tokens, got {kv_tokens}")
@@ -124,7 +131,8 @@ class Server:
         self.log_file = Path(log_file) if log_file else None
         self.log = log
         self.cpus = sorted(set(cpus)) if cpus else None  # CPU affinity of the server's processes
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.stop_grace_s = stop_grace_s
+        self.proc: subprocess.Popen[bytes] | None = None  # the supervisor; the API server is its child
         self.model_dir: Path | None = None
         self.started_at: float | None = None
         self.ready_after_s: float | None = None
@@ -232,13 +240,19 @@ class Server:
             if cpus:
                 os.sched_setaffinity(0, cpus)
 
+        supervisor = [sys.executable, "-m", "justitia.vllm.supervise", "--grace", str(self.stop_grace_s), "--"]
         with self.log_file.open("wb") as logf:
             self.proc = subprocess.Popen(
-                self.command(), stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=env, start_new_session=True,  # own process group: stop() kills all of it
+                supervisor + self.command(), stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env=env, start_new_session=True,  # own session and process group, apart from our terminal's
                 preexec_fn=pin if cpus and hasattr(os, "sched_setaffinity") else None,  # noqa: PLW1509
             )
         self.started_at = time.monotonic()
+        try:
+            lifecycle.register(self)
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def alive(self) -> bool:
@@ -281,29 +295,39 @@ class Server:
                 on_wait(now - self.started_at)
             time.sleep(0.25)
 
-    def stop(self, timeout: float = 20.0) -> int | None:
-        """Stop the whole process group: SIGTERM, wait ``timeout`` s, then SIGKILL. Idempotent."""
+    def terminate(self) -> None:
+        """Ask the supervisor to stop the server (returns at once; :meth:`stop` waits)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+
+    def stop(self, timeout: float | None = None) -> int | None:
+        """Stop the server and every process it started; wait for them. Idempotent.
+
+        The supervisor sends SIGTERM, then SIGKILL after ``stop_grace_s``; if it has not finished
+        ``timeout`` s later (default: the grace period + 10 s) its whole process group gets SIGKILL.
+        """
         proc = self.proc
         if proc is None:
             return None
+        timeout = self.stop_grace_s + 10.0 if timeout is None else timeout
         if proc.poll() is None:
-            self._signal(signal.SIGTERM)
+            self.terminate()
             try:
                 proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                self._signal(signal.SIGKILL)
+                self._killpg()
                 proc.wait(timeout=10)
-        # children (EngineCore) may outlive the API server for a moment: make sure the group is gone
-        self._signal(signal.SIGKILL)
-        if self._metrics_cleanup is not None:
-            self._metrics_cleanup()
-            self._metrics_cleanup = None
+        self._killpg()  # the supervisor reaps its tree before it exits: normally nothing is left here
+        lifecycle.unregister(self)
+        cleanup, self._metrics_cleanup = self._metrics_cleanup, None
+        if cleanup is not None:
+            cleanup()
         return proc.returncode
 
-    def _signal(self, sig: int) -> None:
+    def _killpg(self) -> None:
         assert self.proc is not None
         try:
-            os.killpg(self.proc.pid, sig)
+            os.killpg(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
 

@@ -34,8 +34,8 @@ def _serve(args: argparse.Namespace) -> int:
     except ServerError as e:
         console.print(f"[red]{e}")
         return 1
-    except KeyboardInterrupt:
-        console.print("stopping ...")
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM/SIGHUP (justitia.lifecycle): a requested stop, exit 0
+        console.print(f"stopping ({e or 'interrupted'}) ...")
         srv.stop()
         console.print("stopped")
         return 0
