@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: setup run sim bench test test-fast bench-sim clean
+.PHONY: setup run sim paper bench test test-fast bench-sim clean
 
 setup: $(STAMP)
 
@@ -28,6 +28,10 @@ run: setup
 # The simulator: paper-mix (400 apps, H100) under every policy side by side (~10 s).
 sim: setup
 	$(BIN)/justitia simulate --workload paper-mix --policies fcfs,vtc,sjf,plas,atlas,app_fcfs,justitia --out results/paper-mix
+
+# The paper's §5 evaluation in the simulator: results/paper/REPORT.md beside the paper's numbers, one PNG per figure (~15 min).
+paper: setup
+	$(BIN)/justitia reproduce --out results/paper
 
 # The full real benchmark: 40 apps, fcfs / vtc / Justitia, memory scarce, 2 repeats in alternating order (~18 min).
 bench: setup

@@ -1,4 +1,4 @@
-"""``justitia`` command line: ``simulate | serve | model | bench | calibrate | predictor``.
+"""``justitia`` command line: ``simulate | serve | model | bench | calibrate | predictor | reproduce``.
 
 Each subcommand lives with its subsystem as a module exposing ``register(subparsers)``; those modules
 import only argparse-level things at top level, so ``justitia --help`` stays fast and a missing
@@ -26,6 +26,7 @@ _COMMAND_MODULES = (
     "justitia.vllm.model_cli",
     "justitia.runner.calibrate_cli",
     "justitia.predict.cli",
+    "justitia.paper.cli",
 )
 
 

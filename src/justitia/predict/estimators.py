@@ -8,7 +8,9 @@ it, so ``make_policy("justitia-mlp", ...)`` works in the simulator and, through
 
 * ``mlp`` — the trained MLP (numpy forward pass; no torch import when serving);
 * ``typemean`` — the per-type geometric-mean cost of the training split;
-* ``linear`` — least squares on the same features.
+* ``linear`` — least squares on the same features;
+* ``noisy1`` … ``noisy4`` — the oracle × a random factor in ``[1/λ, λ]`` (the paper's Fig. 10;
+  :class:`justitia.core.estimators.NoisyOracleEstimator`).
 
 All read one model file: the ``path`` argument, else ``$JUSTITIA_PREDICTOR_MODEL``, else
 :func:`default_model_path` (``<cache_dir>/predictor/model.pt``, written by ``justitia predictor train``).
@@ -30,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from justitia.core import estimators as core_estimators
 from justitia.core.estimators import OracleEstimator
 from justitia.core.policy import AppInfo, Estimator
 from justitia.predict.features import feature_matrix, feature_vector
@@ -148,6 +151,7 @@ ESTIMATORS: dict[str, Callable[..., Estimator]] = {
     "mlp": MLPEstimator,
     "typemean": TypeMeanEstimator,
     "linear": LinearEstimator,
+    **{f"noisy{k}": getattr(core_estimators, f"noisy{k}") for k in range(1, 5)},  # the paper's Fig. 10
 }
 """Estimator name -> factory (keyword arguments: ``path``, ``strict`` for the learned ones)."""
 

@@ -42,6 +42,17 @@ class PredictorFileError(ValueError):
     """A predictor model file exists but cannot be used (corrupt, wrong version, wrong features)."""
 
 
+def relu_mlp(layers: list[tuple[np.ndarray, np.ndarray]], x: np.ndarray) -> np.ndarray:
+    """Forward pass of a ReLU MLP given as ``(W [in, out], b [out])`` layers (no ReLU after the last)."""
+    h = x
+    last = len(layers) - 1
+    for i, (w, b) in enumerate(layers):
+        h = h @ w + b
+        if i < last:
+            np.maximum(h, 0.0, out=h)
+    return h
+
+
 @dataclass
 class TypeMeanTable:
     """Per-type mean of ``log(cost)``; ``unknown`` and unseen types get the overall mean."""
@@ -84,13 +95,7 @@ class PredictorModel:
     # ------------------------------------------------------------------ prediction
     def predict_log(self, x: np.ndarray) -> np.ndarray:
         """``log(cost)`` predicted by the MLP for feature rows ``x`` ([n, features] or [features])."""
-        h = x
-        last = len(self._folded) - 1
-        for i, (w, b) in enumerate(self._folded):
-            h = h @ w + b
-            if i < last:
-                np.maximum(h, 0.0, out=h)
-        return h[..., 0]
+        return relu_mlp(self._folded, x)[..., 0]
 
     def predict_log_linear(self, x: np.ndarray) -> np.ndarray:
         return x @ self.linear[:-1] + self.linear[-1]
