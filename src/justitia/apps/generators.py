@@ -79,6 +79,20 @@ REDUCE_INSTRUCTION_TOKENS = 60
 consolidated summary"), ~60 tokens."""
 
 
+def pack_greedy(sizes: list[int], budget: int) -> list[int]:
+    """Group ``sizes`` in order, greedily, into groups whose sum stays within ``budget`` (a size larger
+    than the budget forms a group alone): LangChain's collapse step of map-reduce summarization."""
+    groups: list[int] = []
+    cur = 0
+    for s in sizes:
+        if cur and cur + s > budget:
+            groups.append(cur)
+            cur = 0
+        cur += s
+    groups.append(cur)
+    return groups
+
+
 def mapreduce(
     rng: np.random.Generator,
     app_id: str = "mapreduce-00000",
@@ -121,14 +135,7 @@ def mapreduce(
     summaries = [c.output_tokens for c in stages[0].calls]
     budget = max(max_model_len - min(reduce_output_cap, max_model_len // 2) - REDUCE_INSTRUCTION_TOKENS, 1)
     while sum(summaries) > budget and len(summaries) > 1:
-        groups: list[int] = []
-        cur = 0
-        for s in summaries:
-            if cur and cur + s > budget:
-                groups.append(cur)
-                cur = 0
-            cur += s
-        groups.append(cur)
+        groups = pack_greedy(summaries, budget)
         if len(groups) == len(summaries):  # every summary alone fills a prompt: pair them up
             groups = [sum(summaries[i:i + 2]) for i in range(0, len(summaries), 2)]
         outs = np.clip(arx.output_tokens[rng.integers(0, len(arx), len(groups))], 32, 512)

@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from justitia.apps.generators import fit, lognormal_int
+from justitia.apps.generators import fit, lognormal_int, pack_greedy
 from justitia.apps.model import AppSpec, Call, Stage
 from justitia.apps import paper_inputs as inp
 
@@ -302,14 +302,7 @@ def mapreduce_summarization(rng: np.random.Generator, app_id: str = "mrs-00000",
         summaries = [c.output_tokens for c in stages[-1].calls]
         if len(summaries) == 1:
             break
-        budget, groups, cur = CONTEXT - 512 - 60, [], 0
-        for s in summaries:
-            if cur and cur + s > budget:
-                groups.append(cur)
-                cur = 0
-            cur += s
-        groups.append(cur)
-        inputs = [g + 60 for g in groups]
+        inputs = [g + 60 for g in pack_greedy(summaries, CONTEXT - 512 - 60)]
     return _app("mrs", app_id, f"s{start}+{n_docs}", arrival_s, stages)
 
 

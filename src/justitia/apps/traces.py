@@ -112,24 +112,33 @@ def _lengths(col: np.ndarray, path: Path, name: str) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=None)
+
+def _request_trace(filename: str, columns: tuple[str, str, str], per_second: float = 1.0) -> RequestTrace:
+    """Read the (arrival time, prompt tokens, output tokens) ``columns`` of ``filename``: rows in arrival
+    order, times in seconds from the first arrival (``per_second``: the file's time units per second),
+    read-only arrays."""
+    path = trace_path(filename)
+    time_col, prompt_col, output_col = columns
+    cols = _read_columns(path, columns)
+    t = cols[time_col]
+    if not np.all(np.isfinite(t)):
+        raise ValueError(f"{path}: column {time_col!r} has non-finite values")
+    order = np.argsort(t, kind="stable")
+    t = t[order] - t[order][0]
+    if per_second != 1.0:
+        t = t / per_second
+    p = _lengths(cols[prompt_col], path, prompt_col)[order]
+    o = _lengths(cols[output_col], path, output_col)[order]
+    for a in (t, p, o):
+        a.setflags(write=False)
+    return RequestTrace(filename.removesuffix(".csv"), t, p, o)
+
 def load_request_trace(filename: str = AZURE_CONV) -> RequestTrace:
     """Load an Azure-style trace (``arrived_at``, ``num_prefill_tokens``, ``num_decode_tokens``).
 
     Rows are returned in arrival order; arrival times are shifted so the first is 0.
     """
-    path = trace_path(filename)
-    cols = _read_columns(path, ("arrived_at", "num_prefill_tokens", "num_decode_tokens"))
-    t = cols["arrived_at"]
-    if not np.all(np.isfinite(t)):
-        raise ValueError(f"{path}: column 'arrived_at' has non-finite values")
-    order = np.argsort(t, kind="stable")
-    t = t[order] - t[order][0]
-    t.setflags(write=False)
-    p = _lengths(cols["num_prefill_tokens"], path, "num_prefill_tokens")[order]
-    o = _lengths(cols["num_decode_tokens"], path, "num_decode_tokens")[order]
-    p.setflags(write=False)
-    o.setflags(write=False)
-    return RequestTrace(filename.removesuffix(".csv"), t, p, o)
+    return _request_trace(filename, ("arrived_at", "num_prefill_tokens", "num_decode_tokens"))
 
 
 def azure_conv() -> RequestTrace:
@@ -155,16 +164,4 @@ def arxiv_lengths() -> LengthTrace:
 @functools.lru_cache(maxsize=None)
 def mooncake() -> RequestTrace:
     """The Mooncake conversation trace (12,031 requests, one hour), as a :class:`RequestTrace`."""
-    path = trace_path(MOONCAKE)
-    cols = _read_columns(path, ("timestamp_ms", "input_length", "output_length"))
-    t = cols["timestamp_ms"]
-    if not np.all(np.isfinite(t)):
-        raise ValueError(f"{path}: column 'timestamp_ms' has non-finite values")
-    order = np.argsort(t, kind="stable")
-    t = (t[order] - t[order][0]) / 1000.0
-    t.setflags(write=False)
-    p = _lengths(cols["input_length"], path, "input_length")[order]
-    o = _lengths(cols["output_length"], path, "output_length")[order]
-    p.setflags(write=False)
-    o.setflags(write=False)
-    return RequestTrace(MOONCAKE.removesuffix(".csv"), t, p, o)
+    return _request_trace(MOONCAKE, ("timestamp_ms", "input_length", "output_length"), per_second=1000.0)
