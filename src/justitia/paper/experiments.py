@@ -126,14 +126,17 @@ def run_policy(setting: Setting, name: str, estimators: Mapping[str, Estimator] 
 def fair_ratios(run: PolicyRun, reference: PolicyRun) -> np.ndarray:
     """Each agent's JCT ÷ its JCT under the reference (VTC): the paper's finish-time fair ratio (the same
     ratio as :func:`justitia.bench.metrics.apply_fair_ratios`, on the JCTs this package keeps per run)."""
-    return np.asarray([run.acts[a] / reference.acts[a] for a in sorted(reference.acts) if reference.acts[a] > 0])
+    from justitia.bench.metrics import fair_ratio
+
+    return np.asarray([fair_ratio(run.acts[a], reference.acts[a]) for a in sorted(reference.acts)
+                       if reference.acts[a] > 0])
 
 
 def fair_summary(ratios: np.ndarray) -> dict[str, float]:
     """Share ≤ 1 (the threshold of ``simulate``'s ``fair_ratio_le1_share``), worst and median ratio."""
-    from justitia.bench.metrics import FAIR_RATIO_EPS
+    from justitia.bench.metrics import share_no_later
 
-    return {"le1_share": float(np.mean(ratios <= 1.0 + FAIR_RATIO_EPS)), "max": float(ratios.max()),
+    return {"le1_share": share_no_later(ratios), "max": float(ratios.max()),
             "p50": float(np.median(ratios))}
 
 
