@@ -54,7 +54,7 @@ GUARDED_PATHS: tuple[str, ...] = ("/v1/completions", "/v1/chat/completions")
 MAX_BODY_BYTES = 64 * 1024 * 1024  # larger bodies are passed through unchecked (vLLM decides)
 
 
-def _payload_xargs(payload: dict[str, Any], headers: Headers | None) -> dict[str, Any]:
+def payload_xargs(payload: dict[str, Any], headers: Headers | None) -> dict[str, Any]:
     """The ``vllm_xargs`` the engine must see (header tags added); raises :class:`BadInput`."""
     for name in NAMES:
         if name in payload:
@@ -68,7 +68,7 @@ def check_payload(payload: Any, headers: Headers | None = None) -> BadInput | No
     if not isinstance(payload, dict):
         return None  # not a JSON object: vLLM's own validation answers
     try:
-        _payload_xargs(payload, headers)
+        payload_xargs(payload, headers)
     except BadInput as e:
         return e
     return None
@@ -84,7 +84,7 @@ def prepare_body(raw: bytes, headers: Headers | None = None) -> tuple[bytes, Bad
     if not isinstance(payload, dict):
         return raw, None
     try:
-        merged = _payload_xargs(payload, headers)
+        merged = payload_xargs(payload, headers)
     except BadInput as e:
         return raw, e
     if merged and merged != payload.get("vllm_xargs"):
