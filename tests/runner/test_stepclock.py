@@ -13,7 +13,7 @@ from bench_helpers import bench_run
 
 from justitia.runner import bench
 from justitia.runner.stepclock import (
-    StepClock, StepFilePoller, read_step_file, release_in_order, step_view, write_step_file,
+    StepClock, StepFileCounter, read_step_file, release_in_order, step_view, write_step_file,
 )
 
 
@@ -88,21 +88,18 @@ def test_wait_until_returns_at_once_when_reached_and_refuses_bad_step_time() -> 
         StepClock(lambda: 0, step_s=0.0)
 
 
-def test_step_file_round_trip_and_poller(tmp_path) -> None:
+def test_step_file_round_trip_and_counter(tmp_path) -> None:
     path = tmp_path / "steps"
     assert read_step_file(path) == 0  # the engine has not written yet
     fd = os.open(path, os.O_RDWR | os.O_CREAT)
     try:
         write_step_file(fd, 12345)
         assert read_step_file(path) == 12345
-        with StepFilePoller(path, poll_s=0.001) as poll:
-            assert poll() == 12345
+        with StepFileCounter(path) as count:
+            assert count() == 12345
             write_step_file(fd, 12346)
-            for _ in range(2000):
-                if poll() == 12346:
-                    break
-                asyncio.run(asyncio.sleep(0.001))
-            assert poll() == 12346
+            assert count() == 12346  # every read is fresh: a completion never sees a stale count
+        assert StepFileCounter(tmp_path / "absent")() == 0
     finally:
         os.close(fd)
 

@@ -36,7 +36,7 @@ from justitia.core.cost import call_cost
 from justitia.runner.realapps import APP_TYPES, AppPlan
 from justitia.runner.sdk import App
 from justitia.runner.server_stats import ServerStats, diff, scrape
-from justitia.runner.stepclock import StepClock, StepFilePoller, release_in_order
+from justitia.runner.stepclock import StepClock, StepFileCounter, release_in_order
 from justitia.sim.result import AppRecord, RunResult
 
 # token ids for synthetic prompts: plain sub-word pieces of the SmolLM2 / Llama vocabularies
@@ -277,7 +277,7 @@ def run_stream(
     if step_file is None:
         t0, outs = asyncio.run(main(None))
     else:
-        with StepFilePoller(step_file) as counter:
+        with StepFileCounter(step_file) as counter:
             t0, outs = asyncio.run(main(StepClock(counter, step_s)))
     wall = time.monotonic() - wall0
     run = measure_run(policy, outs, t0, diff(scrape(url), before), wall)
