@@ -31,6 +31,7 @@ def _reproduce_tiny(out, workload: str) -> None:
     assert set(res["fig9"]["mice"]) == {"3", "6"}
     assert res["table1"]["rows"]["oracle"]["mean_rel_error"] == 0.0
     assert res["fig10"]["lambdas"]["1"]["vs_oracle"] == 1.0
+    assert {"vtc", "cost_order", "late", "noise"} <= set(res["causes"])
     for name in ("fig7", "fig8", "fig9", "fig10", "table1", "fig12"):
         assert (out / f"{name}.png").stat().st_size > 1000
 

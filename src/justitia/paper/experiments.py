@@ -212,7 +212,8 @@ def fig8(fig7_out: Mapping[str, Any], density: float) -> dict[str, Any]:
 
 
 def fig10(ctx: Context, density: float, base: str = "justitia") -> dict[str, Any]:
-    """Mean JCT of ``base`` with costs × a factor in [1/λ, λ], per λ (averaged over noise seeds)."""
+    """Mean JCT of ``base`` with costs × a factor in [1/λ, λ], per λ (averaged over noise seeds); each λ
+    keeps its noise seed 0 run's JCTs per agent under ``"_acts"`` (for :mod:`justitia.paper.causes`)."""
     from justitia.core.estimators import NoisyOracleEstimator
 
     s = ctx.setting(density)
@@ -223,8 +224,10 @@ def fig10(ctx: Context, density: float, base: str = "justitia") -> dict[str, Any
         for k in range(seeds):
             r = run_policy(s, base, estimator=NoisyOracleEstimator(lam, seed=k), label=f"{base} λ={lam:g}")
             means.append(r.mean_s)
+            if k == 0:
+                first = r.acts
             ctx.step(f"Fig. 10 λ={lam:g} seed {k}")
-        rows[f"{lam:g}"] = {"mean_s": float(np.mean(means)), "runs": means}
+        rows[f"{lam:g}"] = {"mean_s": float(np.mean(means)), "runs": means, "_acts": first}
     ref = rows.get("1", next(iter(rows.values())))["mean_s"]
     for v in rows.values():
         v["vs_oracle"] = v["mean_s"] / ref

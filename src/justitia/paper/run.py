@@ -2,7 +2,8 @@
 
 Order: the predictors are trained first (Table 1's training agents; our retrained MLP then serves
 ``sjf-mlp`` and ``justitia-mlp`` everywhere), then Fig. 7 (and Fig. 8 from its top-density runs),
-Fig. 11, Fig. 10, Table 1's evaluation, Fig. 9 and Fig. 12. Outputs in ``out``: ``results.json``
+Fig. 11, Fig. 10, Table 1's evaluation, Fig. 9 and Fig. 12, and the measured causes of every difference
+(:mod:`justitia.paper.causes`). Outputs in ``out``: ``results.json``
 (every number), ``REPORT.md`` and one PNG per figure.
 """
 
@@ -14,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from justitia.paper.causes import measured_causes
 from justitia.paper.config import PaperConfig
 from justitia.paper.experiments import Context, available, fig7, fig7_steps, fig8, fig10, fig10_steps, fig11
 from justitia.paper.overhead import fig12, fig12_steps
@@ -37,7 +39,8 @@ def run_all(ctx: Context) -> dict[str, Any]:
     f7 = fig7(ctx)
     res: dict[str, Any] = {"fig7": f7, "fig8": fig8(f7, top), "fig11": fig11(ctx, f7), "fig10": fig10(ctx, top),
                            "table1": table1(ctx, trained, cfg.table_density), "fig9": fig9(ctx), "fig12": fig12(ctx)}
-    f7.pop("_runs")
+    noisy = {lam: row.pop("_acts") for lam, row in res["fig10"]["lambdas"].items()}
+    res["causes"] = measured_causes(ctx.setting(top).apps, {p: r.acts for p, r in f7.pop("_runs")[top].items()}, noisy)
     return res
 
 
