@@ -273,7 +273,9 @@ def _sections(res: Mapping[str, Any]) -> list[str]:
         s.append(f"## Table 1 — predictors at {t1['density']}× ({t1['held_out_apps']} held-out agents; "
                  f"{t1['train_per_type']} training agents per type, {t1['train_apps']} in all)\n\n"
                  "`ours` is our structural MLP retrained in this run on the same training agents (its type one-hot "
-                 "covers this workload's types); mean JCT is `justitia` with that estimator.\n\n"
+                 "covers this workload's types) with this table's metric, the cost's relative error, as its loss; "
+                 "`ours-l1` the same with the serving loss (L1 of log cost: the median), the estimator of `sjf-mlp` "
+                 "and `justitia-mlp` in the other figures. Mean JCT is `justitia` with each estimator.\n\n"
                  + _md_table(["predictor", "mean rel. error", "median rel. error", "ms / prediction", "training",
                               "mean JCT (s)"], rows) + "\n\n![Table 1](table1.png)")
     f12 = res.get("fig12", {})
