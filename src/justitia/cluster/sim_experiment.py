@@ -85,14 +85,18 @@ def run_cluster(apps: list[AppSpec], policies: list[str], placements: list[str],
 
 
 def runnable_pairs(placements: list[str], policies: list[str]) -> list[tuple[str, str]]:
-    """Every (placement, policy) pair, except ``global`` with a replica policy that cannot follow its tags."""
+    """Every (placement, policy) pair, except a global-tag placement (``global``, ``global-late``) with a
+    replica policy that cannot follow its tags."""
     from justitia.core.policy import split_policy_name
 
+    from justitia.cluster.placement import make_placement
+
     pairs = [(pl, p) for pl in placements for p in policies
-             if pl != "global" or split_policy_name(p)[0] == "justitia"]
+             if not make_placement(pl).global_tags or split_policy_name(p)[0] == "justitia"]
     if not pairs:
-        raise ValueError("placement 'global' hands each call the application's global finish tag, which only the "
-                         f"justitia policy orders by; got --policies {','.join(policies)}")
+        raise ValueError(f"placement {' / '.join(repr(p) for p in placements)} hands each call the application's "
+                         f"global finish tag, which only the justitia policy orders by; got --policies "
+                         f"{','.join(policies)}")
     return pairs
 
 
