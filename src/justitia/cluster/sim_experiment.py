@@ -20,17 +20,26 @@ grows by two terms, identical for every placement:
   ``C_i / M · it`` instead of ``C_i / (N·M) · it``, so the allowance grows by
   ``C_i · it · (1/M − 1/(N·M))`` (0 for ``N = 1``: the single-server bound).
 
-    allowed_i = C_max / M · it + C_i · it · (1/M − 1/(N·M)) + critical_path_i     (cluster bound)
+* **Per-replica fragmentation.** Bound eq. 5's blocking term (bench metrics, "Fragmentation") is the
+  cache an application's largest prompt ``p_i`` can leave unused while it waits first in line: on one
+  replica it waits for room in *that replica's* ``M``, so the term is ``p_i / M · D_max``, not the
+  ``p_i / (N·M) · D_max`` that evaluating over the pooled capacity gives (0 when ``p_i`` fits beside
+  every other application's calls at once in ``M``).
 
-``fair_bound_s`` in ``summary.json`` is the first term; ``apps_over_fair_bound`` counts apps past the
-whole allowance. Each policy entry adds ``replicas``, ``placement`` and ``replica_busy_imbalance``
+    allowed_i = C_max / M · it + C_i · it · (1/M − 1/(N·M)) + critical_path_i
+                + p_i / M · D_max                                                     (cluster bound)
+
+For ``N = 1`` this is bound eq. 5 exactly. ``fair_bound_s`` in ``summary.json`` is the first term;
+``apps_over_fair_bound`` counts apps past the whole allowance. Each policy entry adds ``replicas``, ``placement`` and ``replica_busy_imbalance``
 (max / mean busy time of the replicas).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,14 +47,51 @@ from justitia.apps.model import AppSpec
 from justitia.bench.metrics import PolicyMetrics, evaluate
 
 
-def cluster_bound(m: PolicyMetrics, replica_tokens: float, replicas: int, iteration_s: float) -> None:
-    """Widen ``m``'s single-server allowances (evaluated over ``N · M``) to the cluster bound (module doc)."""
+def fragmentation_terms(apps: Sequence[AppSpec], capacity_tokens: float, iteration_s: float,
+                        prefill_tokens_per_iter: int | None = None) -> dict[str, float]:
+    """Bound eq. 5's blocking term of every application at capacity ``capacity_tokens``, in seconds: the
+    values of :func:`justitia.bench.metrics.fragmentation_blocking_s` (each app against all others),
+    computed in one pass (O(calls), not O(apps × calls))."""
+    held: dict[str, int] = {}
+    worst: dict[str, int] = {}
+    prompt: dict[str, int] = {}
+    for a in apps:
+        h = w = p = 0
+        for c in a.calls():
+            h += c.prompt_tokens + c.output_tokens
+            pre = 1 if prefill_tokens_per_iter is None else math.ceil(c.prompt_tokens / prefill_tokens_per_iter)
+            w = max(w, pre + c.output_tokens - 1)
+            p = max(p, c.prompt_tokens)
+        held[a.app_id], worst[a.app_id], prompt[a.app_id] = h, w, p
+    total = sum(held.values())
+    top = sorted(((w, i) for i, w in worst.items()), reverse=True)[:2]  # the longest call of *another* app
+    out: dict[str, float] = {}
+    for i, p_i in prompt.items():
+        if p_i + total - held[i] <= capacity_tokens:
+            out[i] = 0.0
+            continue
+        d = next((w for w, j in top if j != i), 0)
+        out[i] = d * iteration_s * min(p_i / capacity_tokens, 1.0)
+    return out
+
+
+def cluster_bound(m: PolicyMetrics, apps: Sequence[AppSpec], replica_tokens: float, replicas: int,
+                  iteration_s: float, prefill_tokens_per_iter: int | None = None,
+                  path_iteration_s: float | None = None) -> None:
+    """Widen ``m``'s single-server allowances (evaluated over ``N · M`` with workload ``apps``, chunk
+    ``prefill_tokens_per_iter`` and ``path_iteration_s`` as in :func:`~justitia.bench.metrics.evaluate`)
+    to the cluster bound (module doc): one replica's packet term, the pinning term, and the
+    fragmentation term over one replica's ``M`` in place of the pooled ``N · M``'s."""
     c_max = max((a.cost for a in m.apps), default=0.0)
     total = replica_tokens * replicas
     packet = c_max / replica_tokens * iteration_s
+    path_it = iteration_s if path_iteration_s is None else path_iteration_s
+    pooled = fragmentation_terms(apps, total, path_it, prefill_tokens_per_iter)
+    pinned_frag = fragmentation_terms(apps, replica_tokens, path_it, prefill_tokens_per_iter)
     for a in m.apps:
         pinned = a.cost * iteration_s * (1.0 / replica_tokens - 1.0 / total)
-        a.allowed_delay_s += packet - m.fair_bound_s + pinned
+        frag = pinned_frag.get(a.app_id, 0.0) - pooled.get(a.app_id, 0.0)
+        a.allowed_delay_s += packet - m.fair_bound_s + pinned + frag
     m.fair_bound_s = packet
 
 
@@ -73,7 +119,7 @@ def run_cluster(apps: list[AppSpec], policies: list[str], placements: list[str],
         result.policy = name
         m = evaluate(result, apps, iteration_s=it_s, capacity_tokens=cap * replicas,
                      prefill_tokens_per_iter=chunk, path_iteration_s=path_it)
-        cluster_bound(m, cap, replicas, it_s)
+        cluster_bound(m, apps, cap, replicas, it_s, chunk, path_it)
         m.extra.update({"replicas": replicas, "placement": placement, "spill": spill})
         out.append(m)
         reqs = sum(a.num_calls for a in apps)
