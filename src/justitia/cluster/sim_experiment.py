@@ -190,7 +190,9 @@ def main_from_args(args: argparse.Namespace) -> int:
                                  spill=bool(args.spill), console=console)
     print_table(metrics, title=f"{name} — {len(apps)} apps on {n} replicas", console=console)
     for m in metrics:
-        console.print(f"{m.policy}: replica busy imbalance (max/mean) {m.extra['replica_busy_imbalance']:.3f}",
+        wait = m.extra.get("mean_bind_wait_s")
+        console.print(f"{m.policy}: replica busy imbalance (max/mean) {m.extra['replica_busy_imbalance']:.3f}"
+                      + (f"; mean wait in the global queue before binding {wait:.2f} s" if wait is not None else ""),
                       highlight=False)
     out = Path(args.out) if args.out else Path("results") / f"{name}-x{n}"
     out.mkdir(parents=True, exist_ok=True)

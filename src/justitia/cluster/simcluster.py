@@ -238,7 +238,9 @@ class SimCluster:
         iters = sum(r.iterations for r in runs)
         it_s = sum(r.iteration_s * r.iterations for r in runs) / iters if iters else 0.0
         extra = {"busy_s": sum(busy), "replica_busy_imbalance": max(busy) / mean_busy if mean_busy > 0 else 1.0,
-                 "replicas": float(len(self.engines))}
+                 "replicas": float(len(self.engines)), "driver_steps": float(self.slices)}
+        if self.late:  # where late binding's ACT goes: waiting in the global queue before binding
+            extra["mean_bind_wait_s"] = self.d.queue_wait_s / max(len(self.records), 1)
         return RunResult(policy=self.policies[0].name, apps=self.records,
                          capacity_tokens=float(self.d.capacity_tokens), iteration_s=it_s, makespan_s=makespan,
                          prompt_tokens=sum(r.prompt_tokens for r in runs),
