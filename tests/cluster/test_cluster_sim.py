@@ -10,10 +10,10 @@ from justitia.apps.arrivals import scale_to_load
 from justitia.apps.workloads import make_workload
 from justitia.bench.experiment import build_policy, engine_config, reference_rate
 from justitia.apps.model import AppSpec, Call, Stage
-from justitia.bench.metrics import evaluate, fragmentation_blocking_s
+from justitia.bench.metrics import evaluate, fragmentation_blocking_s, fragmentation_terms
 from justitia.cli import main
 from justitia.cluster import Dispatcher
-from justitia.cluster.sim_experiment import cluster_bound, fragmentation_terms
+from justitia.cluster.sim_experiment import cluster_bound
 from justitia.cluster.simcluster import SimCluster
 from justitia.sim.engine import simulate
 from justitia.sim.result import AppRecord, RunResult

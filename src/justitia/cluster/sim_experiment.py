@@ -37,42 +37,13 @@ For ``N = 1`` this is bound eq. 5 exactly. ``fair_bound_s`` in ``summary.json`` 
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from justitia.apps.model import AppSpec
-from justitia.bench.metrics import PolicyMetrics, evaluate
-
-
-def fragmentation_terms(apps: Sequence[AppSpec], capacity_tokens: float, iteration_s: float,
-                        prefill_tokens_per_iter: int | None = None) -> dict[str, float]:
-    """Bound eq. 5's blocking term of every application at capacity ``capacity_tokens``, in seconds: the
-    values of :func:`justitia.bench.metrics.fragmentation_blocking_s` (each app against all others),
-    computed in one pass (O(calls), not O(apps × calls))."""
-    held: dict[str, int] = {}
-    worst: dict[str, int] = {}
-    prompt: dict[str, int] = {}
-    for a in apps:
-        h = w = p = 0
-        for c in a.calls():
-            h += c.prompt_tokens + c.output_tokens
-            pre = 1 if prefill_tokens_per_iter is None else math.ceil(c.prompt_tokens / prefill_tokens_per_iter)
-            w = max(w, pre + c.output_tokens - 1)
-            p = max(p, c.prompt_tokens)
-        held[a.app_id], worst[a.app_id], prompt[a.app_id] = h, w, p
-    total = sum(held.values())
-    top = sorted(((w, i) for i, w in worst.items()), reverse=True)[:2]  # the longest call of *another* app
-    out: dict[str, float] = {}
-    for i, p_i in prompt.items():
-        if p_i + total - held[i] <= capacity_tokens:
-            out[i] = 0.0
-            continue
-        d = next((w for w, j in top if j != i), 0)
-        out[i] = d * iteration_s * min(p_i / capacity_tokens, 1.0)
-    return out
+from justitia.bench.metrics import PolicyMetrics, evaluate, fragmentation_terms
 
 
 def cluster_bound(m: PolicyMetrics, apps: Sequence[AppSpec], replica_tokens: float, replicas: int,
