@@ -13,7 +13,7 @@ from justitia.apps.model import AppSpec, Call, Stage
 from justitia.bench.metrics import evaluate, fragmentation_blocking_s, fragmentation_terms
 from justitia.cli import main
 from justitia.cluster import Dispatcher
-from justitia.cluster.sim_experiment import cluster_bound
+from justitia.cluster.sim_experiment import cluster_bound, run_cluster
 from justitia.cluster.simcluster import SimCluster
 from justitia.sim.engine import simulate
 from justitia.sim.result import AppRecord, RunResult
@@ -117,3 +117,48 @@ def test_simulate_replicas_writes_the_summary_with_cluster_fields(tmp_path) -> N
         assert e["apps"] == 40
     assert main(["simulate", "--replicas", "2", "--placement", "global", "--policies", "fcfs", "--apps", "4",
                  "--out", str(out)]) == 2  # global needs justitia replicas: a clear error
+
+
+def test_late_binding_answers_every_call_on_one_replica_per_app_in_global_tag_order() -> None:
+    apps = _apps(150, 3, load=4.0)
+    d = Dispatcher([M] * 3, IT, placement="global-late")
+    order: list[tuple[float, float]] = []  # (tag of each bound app, smallest tag still queued after the bind)
+    inner = d.bind
+
+    def bind(now: float) -> list:
+        got = inner(now)
+        first = {d.call_app(x.call_id): x.finish_tag for x in got}
+        rest = [d.finish_tag(a) for a, s in d.apps.items() if s.queued_at is not None]
+        order.extend((t, min(rest, default=float("inf"))) for t in first.values())
+        return got
+
+    d.bind = bind  # type: ignore[method-assign]
+    sim = SimCluster(apps, d, lambda _i: build_policy("justitia", M, IT), CFG)
+    res = sim.run()
+    assert sorted(r.app_id for r in res.apps) == sorted(a.app_id for a in apps)
+    assert res.output_tokens == sum(c.output_tokens for a in apps for c in a.calls())
+    homes = [a.app_id for e in sim.engines for a in e.apps]
+    assert sorted(homes) == sorted(a.app_id for a in apps)  # each app whole on exactly one replica
+    assert d.stats() == dict.fromkeys(d.stats(), 0) and d.bound_apps == len(apps)
+    assert len(order) == len(apps)
+    assert all(tag <= left for tag, left in order)  # nobody still waiting had a smaller tag
+    assert d.queue_wait_s > 0  # at load 4.0 some apps did wait in the global queue
+    assert res.extra["mean_bind_wait_s"] == pytest.approx(d.queue_wait_s / len(apps))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_global_placements_keep_every_app_within_the_cluster_bound_with_oracle_costs(seed: int) -> None:
+    apps = sorted(scale_to_load(make_workload("paper-mix", 36, seed), 1.8, 3 * M / IT), key=lambda a: a.arrival_s)
+    metrics, _ = run_cluster(apps, ["justitia"], ["global", "global-late"], 3, gpu="h100", estimator="oracle",
+                             spill=False)
+    for m in metrics:
+        assert len(m.apps) == len(apps)
+        assert m.apps_over_fair_bound == 0, (m.policy, seed)
+
+
+def test_global_late_is_in_the_simulate_help_and_refuses_spill(capsys) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(SystemExit):
+        main(["simulate", "--help"])
+    assert "global-late" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="does not spill"):
+        _run(_apps(4, 2), 2, "global-late", "justitia", spill=True)
