@@ -162,3 +162,7 @@ def test_global_late_is_in_the_simulate_help_and_refuses_spill(capsys) -> None: 
     assert "global-late" in capsys.readouterr().out
     with pytest.raises(ValueError, match="does not spill"):
         _run(_apps(4, 2), 2, "global-late", "justitia", spill=True)
+
+
+def test_the_ray_cluster_refuses_late_binding_before_starting_anything() -> None:
+    assert main(["cluster", "--replicas", "2", "--port", "18601", "--placement", "global-late"]) == 2
