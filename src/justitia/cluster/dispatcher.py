@@ -73,7 +73,6 @@ class _App:
     done: bool = False  # a call said app_done: end the app once no call is in flight
     parked: list[tuple[int, int, int]] = field(default_factory=list)  # late binding: (call id, prompt, output)
     queued_at: float | None = None  # when it joined the global queue (None: not in it)
-    bound_at: float | None = None
 
 
 @dataclass(slots=True)
@@ -226,7 +225,6 @@ class Dispatcher:
         out: list[Decision] = []
         if not self.placement.late:
             return out
-        late = self.placement
         while self._queue:
             tag, seq, app_id = self._queue[0]
             app = self.apps.get(app_id)
@@ -238,14 +236,14 @@ class Dispatcher:
                 heapq.heapreplace(self._queue, (now_tag, seq, app_id))
                 continue
             need = float(sum(p for _, p, _ in app.parked))
-            r = late.bind(self.replicas, need)  # type: ignore[attr-defined]
+            r = self.placement.bind(self.replicas, need)
             if r is None:
                 break
             heapq.heappop(self._queue)
             self.queued_apps -= 1
             self.queue_wait_s += now - app.queued_at
             self.bound_apps += 1
-            app.queued_at, app.bound_at = None, now
+            app.queued_at = None
             self._rehome(app, r)
             rep = self.replicas[r]
             if rep.reported_free is not None:

@@ -92,6 +92,12 @@ class Placement(ABC):
         """Index of a live replica for a call (or, if :attr:`sticky`, a new home) of an application
         whose estimated remaining cost is ``app_cost``; never ``exclude`` unless it is the only one."""
 
+    def bind(self, replicas: Sequence[ReplicaLoad], need_tokens: float) -> int | None:
+        """Late placements (:attr:`late`): the replica the head of the global queue is bound to now, or
+        ``None`` if none can take it. The others bind at arrival and never call this."""
+        raise NotImplementedError(f"placement {self.name!r} binds at arrival; only a late placement binds from the "
+                                  "global queue")
+
 
 def _live(replicas: Sequence[ReplicaLoad], exclude: int | None) -> list[ReplicaLoad]:
     live = [r for r in replicas if r.up and r.index != exclude]
