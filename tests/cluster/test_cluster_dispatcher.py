@@ -227,3 +227,21 @@ def test_late_binding_loses_no_call_and_leaks_no_state() -> None:
     assert d.bind(t) == [] and d.stats() == dict.fromkeys(d.stats(), 0)
     with pytest.raises(ValueError, match="replica 0 reported"):
         d.replica_report(0, -1.0, 0, 0)
+
+
+def test_late_binding_is_not_blocked_by_waiting_work_with_larger_tags() -> None:
+    d = Dispatcher([M], IT, placement="global-late")
+    d.app_arrived(app("small", 0.0, 1e3), 0.0)
+    d.dispatch("small", 100, 0.0)
+    tag = d.finish_tag("small")
+    assert tag == pytest.approx(1e3)
+    # requests wait on the replica: of unknown tag, or with a smaller one -> they are ahead: no bind
+    for waiting_tag in (None, tag / 2, tag):
+        d.replica_report(0, free_tokens=500.0, waiting=4, running=9, waiting_tag=waiting_tag)
+        assert d.bind(0.1) == []
+    # only larger tags wait: the replica's Justitia would admit "small" first, so it binds (if it fits)
+    d.replica_report(0, free_tokens=50.0, waiting=4, running=9, waiting_tag=tag * 10)
+    assert d.bind(0.2) == []  # 100 prompt tokens do not fit in 50
+    d.replica_report(0, free_tokens=500.0, waiting=4, running=9, waiting_tag=tag * 10)
+    (x,) = d.bind(0.3)
+    assert x.replica == 0 and d.call_app(x.call_id) == "small"

@@ -22,9 +22,10 @@ Ray Serve ingress drive it with the same calls.
   may have room (a completion, a :meth:`replica_report`, an arrival) — binds applications from the head
   of that queue, strictly in tag order, while :meth:`GlobalLate.bind
   <justitia.cluster.placement.GlobalLate.bind>` finds a replica that can take the head (nothing waiting
-  there, free KV tokens ≥ the prompt tokens of its parked calls, or an empty replica) and returns the
-  parked calls' decisions. A replica's free memory is what it last reported
-  (:meth:`replica_report`: free KV tokens, requests waiting and running, e.g. vLLM's
+  there ahead of it, free KV tokens ≥ the prompt tokens of its parked calls, or an empty replica) and
+  returns the parked calls' decisions. A replica's state is what it last reported
+  (:meth:`replica_report`: free KV tokens, requests waiting and running, the smallest global tag
+  waiting, e.g. vLLM's
   ``kv_cache_usage_perc`` / ``num_requests_waiting`` / ``num_requests_running``) minus the prompts
   bound there since; without reports, its capacity minus the dispatcher's own count of in-flight tokens.
 * **Faults** — :meth:`Dispatcher.replica_down` takes a replica out of placement; an application homed
@@ -236,7 +237,7 @@ class Dispatcher:
                 heapq.heapreplace(self._queue, (now_tag, seq, app_id))
                 continue
             need = float(sum(p for _, p, _ in app.parked))
-            r = self.placement.bind(self.replicas, need)
+            r = self.placement.bind(self.replicas, need, tag)
             if r is None:
                 break
             heapq.heappop(self._queue)
@@ -253,9 +254,12 @@ class Dispatcher:
                 out.append(self._start(app, r, p + o, False, now, cid))
         return out
 
-    def replica_report(self, index: int, free_tokens: float, waiting: int, running: int) -> None:
+    def replica_report(self, index: int, free_tokens: float, waiting: int, running: int,
+                       waiting_tag: float | None = None) -> None:
         """Replica ``index``'s state now (late binding's admission rule): free KV tokens, requests waiting
-        in its own queue, requests running. Replaces the dispatcher's own count for that replica."""
+        in its own queue, requests running, and the smallest global finish tag among the waiting ones
+        (``None``: unknown, every waiting request then counts as ahead of any application). Replaces the
+        dispatcher's own count for that replica."""
         if not (math.isfinite(free_tokens) and free_tokens >= 0) or waiting < 0 or running < 0:
             raise ValueError(f"replica {index} reported free_tokens={free_tokens!r}, waiting={waiting!r}, "
                              f"running={running!r}; they must be finite and >= 0")
@@ -263,6 +267,7 @@ class Dispatcher:
         rep.reported_free = float(free_tokens)
         rep.reported_waiting = int(waiting)
         rep.reported_running = int(running)
+        rep.reported_waiting_tag = None if waiting_tag is None else float(waiting_tag)
         rep.bound_since_report = 0.0
 
     def call_app(self, call_id: int) -> str:

@@ -15,8 +15,9 @@ Five strategies, chosen by name (:func:`make_placement`):
 * ``global-late`` — *late binding*: arrived applications wait in ONE global queue in ascending global
   finish tag (``F = V(a) + Ĉ / w``, PAPER §4, clock eq. 2 over the pooled capacity ``Σ M_r``); the head
   is bound to a replica only when one *can take it* (:meth:`ReplicaLoad.can_take`): nothing waits in
-  the replica's own queue and its free KV tokens cover the prompt tokens of the application's parked
-  calls, or the replica is empty. Among those, the one with the most free KV tokens. Once bound, all
+  the replica's own queue ahead of it (waiting requests with larger global tags do not count: the
+  replica's Justitia admits the head first) and its free KV tokens cover the prompt tokens of the
+  application's parked calls, or the replica is empty. Among those, the one with the most free KV tokens. Once bound, all
   its calls stay there (sticky, prefix cache warm) and carry the global tag like ``global``. This is
   one M/G/N queue instead of N separate M/G/1 queues (the pooled-queue effect).
 
@@ -25,6 +26,7 @@ A strategy only chooses; the dispatcher owns every piece of state (:class:`Repli
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -47,6 +49,7 @@ class ReplicaLoad:
     reported_free: float | None = None
     reported_waiting: int = 0
     reported_running: int = 0
+    reported_waiting_tag: float | None = None  # smallest global tag waiting there (None: unknown)
     bound_since_report: float = 0.0  # prompt tokens bound here after the last report (not in it yet)
 
     def expected_finish(self, extra_work: float) -> float:
@@ -66,14 +69,18 @@ class ReplicaLoad:
             return self.outstanding_requests == 0
         return self.reported_waiting == 0 and self.reported_running == 0 and self.bound_since_report == 0
 
-    def can_take(self, need_tokens: float) -> bool:
-        """Late binding's admission rule: the replica is up and either empty, or has nothing waiting in
-        its own queue and at least ``need_tokens`` free KV tokens."""
+    def can_take(self, need_tokens: float, tag: float = math.inf) -> bool:
+        """Late binding's admission rule for an application with global finish tag ``tag``: the replica
+        is up and either empty, or nothing waits in its own queue *ahead of it* (no waiting request, or
+        all of them with larger tags: its Justitia would admit this one first) and at least
+        ``need_tokens`` KV tokens are free. Waiting requests of unknown tag count as ahead."""
         if not self.up:
             return False
         if self.empty():
             return True
-        return self.reported_waiting == 0 and self.free_tokens() >= need_tokens
+        if self.reported_waiting > 0 and (self.reported_waiting_tag is None or self.reported_waiting_tag <= tag):
+            return False
+        return self.free_tokens() >= need_tokens
 
 
 class Placement(ABC):
@@ -92,9 +99,10 @@ class Placement(ABC):
         """Index of a live replica for a call (or, if :attr:`sticky`, a new home) of an application
         whose estimated remaining cost is ``app_cost``; never ``exclude`` unless it is the only one."""
 
-    def bind(self, replicas: Sequence[ReplicaLoad], need_tokens: float) -> int | None:
-        """Late placements (:attr:`late`): the replica the head of the global queue is bound to now, or
-        ``None`` if none can take it. The others bind at arrival and never call this."""
+    def bind(self, replicas: Sequence[ReplicaLoad], need_tokens: float, tag: float = math.inf) -> int | None:
+        """Late placements (:attr:`late`): the replica the head of the global queue (global finish tag
+        ``tag``) is bound to now, or ``None`` if none can take it. The others bind at arrival and never
+        call this."""
         raise NotImplementedError(f"placement {self.name!r} binds at arrival; only a late placement binds from the "
                                   "global queue")
 
@@ -155,12 +163,12 @@ class GlobalLate(Global):
     name = "global-late"
     late = True
 
-    def bind(self, replicas: Sequence[ReplicaLoad], need_tokens: float) -> int | None:
+    def bind(self, replicas: Sequence[ReplicaLoad], need_tokens: float, tag: float = math.inf) -> int | None:
         """The replica the head of the global queue is bound to now, or ``None`` if none can take it
         (:meth:`ReplicaLoad.can_take`): the most free KV tokens, then the fewest requests, then the index."""
         best, best_key = None, (0.0, 0, 0)
         for r in replicas:
-            if not r.can_take(need_tokens):
+            if not r.can_take(need_tokens, tag):
                 continue
             key = (-r.free_tokens(), r.outstanding_requests, r.index)
             if best is None or key < best_key:

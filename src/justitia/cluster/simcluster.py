@@ -12,7 +12,7 @@ Each replica is a :class:`justitia.sim.engine.Simulator` driven incrementally (`
 * **Late binding** (``global-late``, whole-app): an arriving application's first-stage calls are parked
   in the dispatcher's global queue; after every step the driver reports each replica's state
   (:meth:`Dispatcher.replica_report`: free KV tokens, requests waiting and running — what a vLLM server
-  exports on ``/metrics``) and calls :meth:`Dispatcher.bind`; a bound application is added whole to its
+  exports on ``/metrics`` — and the global tag of its waiting head) and calls :meth:`Dispatcher.bind`; a bound application is added whole to its
   replica at the bind time (its ACT still counts from its arrival). While applications wait in the
   queue the driver steps in slices of at most ``max_slice_s``, so a bind is at most that late after the
   completion that made room.
@@ -171,7 +171,9 @@ class SimCluster:
             return
         for r, e in enumerate(self.engines):
             running = e.decode.size + (e.prefilling is not None)
-            self.d.replica_report(r, float(e.free * e.block_size), len(e.waiting.requests), running)
+            head = e.waiting.head() if e.waiting.requests else None
+            tag = self.d.finish_tag(self.parent[head.req.app_id]) if head is not None else None
+            self.d.replica_report(r, float(e.free * e.block_size), len(e.waiting.requests), running, tag)
         added: set[str] = set()
         for dec in self.d.bind(now):
             app_id = self.d.call_app(dec.call_id)
