@@ -146,11 +146,12 @@ def test_late_binding_answers_every_call_on_one_replica_per_app_in_global_tag_or
     assert res.extra["mean_bind_wait_s"] == pytest.approx(d.queue_wait_s / len(apps))
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_global_placements_keep_every_app_within_the_cluster_bound_with_oracle_costs(seed: int) -> None:
-    apps = sorted(scale_to_load(make_workload("paper-mix", 36, seed), 1.8, 3 * M / IT), key=lambda a: a.arrival_s)
-    metrics, _ = run_cluster(apps, ["justitia"], ["global", "global-late"], 3, gpu="h100", estimator="oracle",
-                             spill=False)
+@pytest.mark.parametrize(("seed", "replicas"), [(1, 3), (2, 3), (3, 3), (4, 1), (5, 1)])
+def test_global_placements_keep_every_app_within_the_cluster_bound_with_oracle_costs(seed: int, replicas: int) -> None:
+    apps = sorted(scale_to_load(make_workload("paper-mix", 36, seed), 1.8, replicas * M / IT),
+                  key=lambda a: a.arrival_s)
+    metrics, _ = run_cluster(apps, ["justitia"], ["global", "global-late"], replicas, gpu="h100",
+                             estimator="oracle", spill=False)
     for m in metrics:
         assert len(m.apps) == len(apps)
         assert m.apps_over_fair_bound == 0, (m.policy, seed)
