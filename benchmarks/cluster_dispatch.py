@@ -14,6 +14,7 @@ departure) with the same number of active applications, and the dispatcher's own
 
     PYTHONPATH=src python benchmarks/cluster_dispatch.py
     PYTHONPATH=src python benchmarks/cluster_dispatch.py --replicas 8,64,512 --apps 20000
+    PYTHONPATH=src python benchmarks/cluster_dispatch.py --simulate 64x100000 --placements global-late
 """
 
 from __future__ import annotations
@@ -47,15 +48,41 @@ def replay(apps: list[AppSpec], replicas: int, placement: str, window: int, spil
             calls.append((x.call_id, c.prompt_tokens, c.output_tokens))
         requests += len(calls)
         live.append((spec.app_id, calls))
+        d.bind(now)  # late binding (global-late): bind from the global queue; a no-op for the others
         if len(live) > window or i == len(apps) - 1:
             while live and (len(live) > window or i == len(apps) - 1):
                 app_id, done = live.popleft()
+                while d.apps[app_id].parked:  # late binding: its calls must be bound before they complete
+                    if not d.bind(now):
+                        raise RuntimeError(f"{app_id} cannot be bound: the window holds more than the cluster")
                 for cid, p, o in done:
                     d.call_finished(cid, p, o, now)
                 d.app_finished(app_id, now)
     wall = time.process_time() - t0
     assert d.stats() == dict.fromkeys(d.stats(), 0), d.stats()
     return wall, requests, d.events
+
+
+def simulate_cluster(replicas: int, requests: int, placement: str, load: float, seed: int) -> tuple[int, int, float]:
+    """Simulate paper-mix with about ``requests`` calls on ``replicas`` simulated H100 replicas (justitia
+    replicas) at cluster ``load``; return (apps, calls, wall seconds of the simulation alone)."""
+    from justitia.apps.arrivals import scale_to_load
+    from justitia.bench.experiment import build_policy, engine_config, measure_iteration_s, reference_rate
+    from justitia.cluster.simcluster import SimCluster
+
+    probe = make_workload("paper-mix", 1000, seed)
+    per_app = sum(a.num_calls for a in probe) / len(probe)
+    apps = make_workload("paper-mix", int(requests / per_app), seed)
+    config = engine_config("h100")
+    cap, nominal = reference_rate(config)
+    apps = sorted(scale_to_load(apps, load, replicas * cap / nominal), key=lambda a: (a.arrival_s, a.app_id))
+    it_s, _ = measure_iteration_s(apps, config)
+    d = Dispatcher([cap] * replicas, it_s, placement=placement)
+    t0 = time.perf_counter()
+    res = SimCluster(apps, d, lambda _i: build_policy("justitia", cap, it_s), config).run()
+    wall = time.perf_counter() - t0
+    assert len(res.apps) == len(apps) and d.stats() == dict.fromkeys(d.stats(), 0)
+    return len(apps), sum(a.num_calls for a in apps), wall
 
 
 def clock_events_per_s(active: int, events: int, seed: int = 0) -> float:
@@ -86,7 +113,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--window", type=int, default=2_000, help="applications in flight at once")
     ap.add_argument("--placements", default=",".join(placement_names()))
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--simulate", default="",
+                    help="instead: time the simulated cluster, e.g. 64x100000 (replicas x requests) for --placements")
+    ap.add_argument("--load", type=float, default=2.0, help="with --simulate: cluster load")
     args = ap.parse_args(argv)
+    if args.simulate:
+        n, reqs = (int(x) for x in args.simulate.lower().split("x"))
+        for name in args.placements.split(","):
+            n_apps, calls, wall = simulate_cluster(n, reqs, name, args.load, args.seed)
+            print(f"{name}: {n_apps:,} apps / {calls:,} requests on {n} replicas at load {args.load} simulated in "
+                  f"{wall:.1f} s wall ({calls / wall:,.0f} requests/s)", flush=True)
+        return 0
     apps = sorted(make_workload("paper-mix", args.apps, args.seed), key=lambda a: a.arrival_s)
     print(f"paper-mix, {args.apps} apps, {sum(a.num_calls for a in apps)} requests, window {args.window} apps")
     print(f"{'replicas':>8} {'placement':>12} {'spill':>5} {'us/request':>10} {'ref events/s':>13}")

@@ -145,3 +145,103 @@ def test_app_done_ends_the_app_once_its_last_call_in_flight_returns() -> None:
     d.call_failed(z.call_id, 0.4)
     d.app_done("b", 0.4)  # nothing in flight: ends at once
     assert d.stats() == dict.fromkeys(d.stats(), 0)
+
+
+def test_late_binding_parks_calls_and_binds_in_global_tag_order() -> None:
+    d = Dispatcher([M, M], IT, placement="global-late")
+    costs = {"big": 9e5, "mid": 3e5, "small": 1e5}  # tags over 2M at V(0) = 0: their costs
+    parked = {}
+    for a, c in costs.items():
+        d.app_arrived(app(a, 0.0, c), 0.0)
+        dec = d.dispatch(a, 600, 0.0)
+        assert dec.parked and dec.replica == -1
+        parked[a] = dec.call_id
+    # both replicas report full memory with work running: nobody can take the head
+    for r in (0, 1):
+        d.replica_report(r, free_tokens=100.0, waiting=0, running=3)
+    assert d.bind(0.0) == [] and d.queued_apps == 3
+    # replica 1 frees room for one 600-token app: the smallest tag goes first, then nothing more fits
+    d.replica_report(1, free_tokens=700.0, waiting=0, running=3)
+    got = d.bind(0.1)
+    assert [(x.call_id, x.replica, x.parked) for x in got] == [(parked["small"], 1, False)]
+    assert got[0].finish_tag == pytest.approx(1e5)
+    assert d.call_app(got[0].call_id) == "small"
+    # an empty replica takes the head (then 400 free < 600: not "big"); one with requests waiting takes nobody
+    d.replica_report(0, free_tokens=M, waiting=0, running=0)
+    d.replica_report(1, free_tokens=M, waiting=2, running=3)
+    assert [d.call_app(x.call_id) for x in d.bind(0.2)] == ["mid"]
+    assert d.queued_apps == 1 and d.queue_wait_s == pytest.approx(0.1 + 0.2)
+    # once bound, an app's next calls go to its replica at once (sticky, with its global tag)
+    nxt = d.dispatch("mid", 50, 0.3)
+    assert not nxt.parked and nxt.replica == 0 and nxt.finish_tag == pytest.approx(3e5)
+
+
+def test_late_binding_without_reports_uses_the_dispatchers_own_token_count() -> None:
+    d = Dispatcher([M], IT, placement="global-late")
+    for a, c in (("a", 1e4), ("b", 2e4)):
+        d.app_arrived(app(a, 0.0, c), 0.0)
+        d.dispatch(a, 600, 0.0, expected_output=100)
+    (x,) = d.bind(0.0)  # the empty replica takes "a" (700 tokens in flight); "b"'s 600 do not fit in 300
+    assert d.call_app(x.call_id) == "a" and d.bind(0.0) == []
+    d.call_finished(x.call_id, 600, 100, 1.0)
+    (y,) = d.bind(1.0)
+    assert d.call_app(y.call_id) == "b"
+
+
+def test_late_binding_loses_no_call_and_leaks_no_state() -> None:
+    d = Dispatcher([M, M, M], IT, placement="global-late")
+    rng = __import__("random").Random(7)
+    pending: list[int] = []
+    answered = 0
+    calls = 0
+    for i in range(40):
+        a = f"a{i}"
+        d.app_arrived(app(a, i * 0.1, rng.uniform(1e3, 1e5)), i * 0.1)
+        for _ in range(rng.randint(1, 4)):
+            d.dispatch(a, rng.randint(50, 400), i * 0.1, expected_output=rng.randint(1, 100))
+            calls += 1
+        pending += [x.call_id for x in d.bind(i * 0.1)]
+        if i % 3 == 0:
+            for cid in pending[:3]:
+                d.call_finished(cid, 100, 10, i * 0.1)
+                answered += 1
+            del pending[:3]
+    t = 5.0
+    while pending or d.queued_apps:
+        for cid in pending:
+            d.call_finished(cid, 100, 10, t)
+            answered += 1
+        pending = [x.call_id for x in d.bind(t)]
+        t += 0.1
+    assert answered == calls
+    assert d.bound_apps == 40
+    d.end_idle_apps(t + 10.0, idle_s=1.0)
+    assert d.stats() == dict.fromkeys(d.stats(), 0)
+    d.app_arrived(app("gone", t, 1e3), t)
+    d.dispatch("gone", 10, t)
+    for r in range(3):
+        d.replica_report(r, 0.0, 5, 5)
+    d.app_done("gone", t)  # a parked call is pending: the app does not end yet
+    assert "gone" in d.apps
+    d.app_finished("gone", t)  # aborted while queued
+    assert d.bind(t) == [] and d.stats() == dict.fromkeys(d.stats(), 0)
+    with pytest.raises(ValueError, match="replica 0 reported"):
+        d.replica_report(0, -1.0, 0, 0)
+
+
+def test_late_binding_is_not_blocked_by_waiting_work_with_larger_tags() -> None:
+    d = Dispatcher([M], IT, placement="global-late")
+    d.app_arrived(app("small", 0.0, 1e3), 0.0)
+    d.dispatch("small", 100, 0.0)
+    tag = d.finish_tag("small")
+    assert tag == pytest.approx(1e3)
+    # requests wait on the replica: of unknown tag, or with a smaller one -> they are ahead: no bind
+    for waiting_tag in (None, tag / 2, tag):
+        d.replica_report(0, free_tokens=500.0, waiting=4, running=9, waiting_tag=waiting_tag)
+        assert d.bind(0.1) == []
+    # only larger tags wait: the replica's Justitia would admit "small" first, so it binds (if it fits)
+    d.replica_report(0, free_tokens=50.0, waiting=4, running=9, waiting_tag=tag * 10)
+    assert d.bind(0.2) == []  # 100 prompt tokens do not fit in 50
+    d.replica_report(0, free_tokens=500.0, waiting=4, running=9, waiting_tag=tag * 10)
+    (x,) = d.bind(0.3)
+    assert x.replica == 0 and d.call_app(x.call_id) == "small"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from justitia.bench.defaults import DEFAULT_APPS, DEFAULT_LOAD, DEFAULT_POLICIES, DEFAULT_WORKLOAD
+from justitia.cluster.placement import placement_names
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -54,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                    help="simulate a cluster of N engines behind the Justitia dispatcher (justitia.cluster); "
                         "--load is then relative to the whole cluster, --apps defaults to 400 x N")
     p.add_argument("--placement", default="global",
-                   help="with --replicas: round-robin | least-loaded | affinity | global (comma-separated: each)")
+                   help=f"with --replicas: {' | '.join(placement_names())} (comma-separated: each)")
     p.add_argument("--spill", action="store_true",
                    help="with --replicas: an app whose fan-out exceeds its replica spills calls to others")
     p.set_defaults(func=_handler)

@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--address", default=None, help="join this Ray cluster (HOST:PORT) instead of starting one")
     p.add_argument("--policy", default="justitia", help="each replica's scheduler policy")
-    p.add_argument("--placement", default="global", help="round-robin | least-loaded | affinity | global")
+    p.add_argument("--placement", default="global", help="round-robin | least-loaded | affinity | global (global-late: simulator only)")
     p.add_argument("--spill", action="store_true", help="spill an app's calls when its fan-out exceeds its home")
     p.add_argument("--kv-tokens", type=int, default=None, help="KV cache of each replica, about N tokens")
     p.add_argument("--model", default=None, help="local Hugging Face model folder (default: the bundled one)")
@@ -45,7 +45,9 @@ def _handler(args: argparse.Namespace) -> int:
 
     if args.replicas < 1:
         raise ValueError(f"--replicas must be >= 1, got {args.replicas}")
-    make_placement(args.placement)
+    if make_placement(args.placement).late:
+        raise ValueError(f"--placement {args.placement} (late binding) is simulator-only for now: the Ray ingress "
+                         "does not park calls yet (docs/scale-out.md); use global or affinity")
     make_policy(args.policy, 1.0, 1.0)
     if args.kv_tokens is not None and args.kv_tokens <= 0:
         raise ValueError(f"--kv-tokens must be a positive number of tokens, got {args.kv_tokens}")

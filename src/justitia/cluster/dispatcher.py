@@ -16,12 +16,25 @@ Ray Serve ingress drive it with the same calls.
   more in-flight KV tokens of that application than ``spill_share × M_home`` (its fan-out exceeds what
   one replica can hold) goes to the replica with the earliest expected finish instead; with
   ``spill=False`` (default) it stays and queues at home.
+* **Late binding** (``global-late``) — :meth:`Dispatcher.dispatch` of an application not bound yet
+  *parks* the call (``Decision.parked``, ``replica = -1``) and the application joins ONE global queue
+  ordered by its global finish tag. :meth:`Dispatcher.bind` — called by the driver whenever a replica
+  may have room (a completion, a :meth:`replica_report`, an arrival) — binds applications from the head
+  of that queue, strictly in tag order, while :meth:`GlobalLate.bind
+  <justitia.cluster.placement.GlobalLate.bind>` finds a replica that can take the head (nothing waiting
+  there ahead of it, free KV tokens ≥ the prompt tokens of its parked calls, or an empty replica) and
+  returns the parked calls' decisions. A replica's state is what it last reported
+  (:meth:`replica_report`: free KV tokens, requests waiting and running, the smallest global tag
+  waiting, e.g. vLLM's
+  ``kv_cache_usage_perc`` / ``num_requests_waiting`` / ``num_requests_running``) minus the prompts
+  bound there since; without reports, its capacity minus the dispatcher's own count of in-flight tokens.
 * **Faults** — :meth:`Dispatcher.replica_down` takes a replica out of placement; an application homed
   there is re-homed at its next call; :meth:`Dispatcher.call_failed` releases a call without service.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -43,6 +56,7 @@ class Decision:
     finish_tag: float | None
     app_cost: float
     spilled: bool = False
+    parked: bool = False  # late binding: held in the global queue; its replica comes from Dispatcher.bind
 
 
 @dataclass(slots=True)
@@ -58,6 +72,8 @@ class _App:
     calls: int = 0
     spilled: int = 0
     done: bool = False  # a call said app_done: end the app once no call is in flight
+    parked: list[tuple[int, int, int]] = field(default_factory=list)  # late binding: (call id, prompt, output)
+    queued_at: float | None = None  # when it joined the global queue (None: not in it)
 
 
 @dataclass(slots=True)
@@ -92,6 +108,10 @@ class Dispatcher:
         self._next_call = 0
         self._seq = 0
         self.events = 0  # reference events (arrivals, services, departures): the clock's load
+        self._queue: list[tuple[float, int, str]] = []  # late binding: (global tag, seq, app id), a heap
+        self.queued_apps = 0  # applications in the global queue (with parked calls, not bound)
+        self.queue_wait_s = 0.0  # Σ time applications spent in the global queue before binding
+        self.bound_apps = 0
 
     # ------------------------------------------------------------------ applications
     def app_arrived(self, info: AppInfo, now: float) -> None:
@@ -113,6 +133,8 @@ class Dispatcher:
             return
         for r, w in app.charge.items():
             self.replicas[r].outstanding_work = max(self.replicas[r].outstanding_work - w, 0.0)
+        if app.queued_at is not None:  # ended while still queued (aborted): its heap entry is skipped lazily
+            self.queued_apps -= 1
         if app.home is not None:
             self.replicas[app.home].homed_apps -= 1
         self._idle.pop(app_id, None)
@@ -130,7 +152,7 @@ class Dispatcher:
         if app is None:
             return
         app.done = True
-        if app.calls_in_flight == 0:
+        if app.calls_in_flight == 0 and not app.parked:
             self.app_finished(app_id, now)
 
     def end_idle_apps(self, now: float, idle_s: float) -> list[str]:
@@ -154,6 +176,8 @@ class Dispatcher:
             raise ValueError(f"token counts of a call of {app_id!r} must be >= 0, got {prompt_tokens}, {expected_output}")
         remaining = max(app.estimate - app.served, 0.0)
         spilled = False
+        if self.placement.late and app.home is None:
+            return self._park(app, prompt_tokens, expected_output, now)
         if self.placement.sticky:
             if app.home is None or not self.replicas[app.home].up:
                 self._rehome(app, self.placement.choose(self.replicas, remaining, exclude=app.home))
@@ -195,6 +219,64 @@ class Dispatcher:
             self._after_call(app, now)
         return call.app_id
 
+    def bind(self, now: float) -> list[Decision]:
+        """Late binding: bind applications from the head of the global queue, in ascending global finish
+        tag, while a replica can take the head; return the decisions of their parked calls (module doc).
+        Nothing for other placements."""
+        out: list[Decision] = []
+        if not self.placement.late:
+            return out
+        while self._queue:
+            tag, seq, app_id = self._queue[0]
+            app = self.apps.get(app_id)
+            if app is None or app.queued_at is None:
+                heapq.heappop(self._queue)  # ended or already bound: a stale entry
+                continue
+            now_tag = self.reference.finish_tag(app_id)
+            if now_tag is not None and now_tag != tag:  # the reference moved it: re-queue at its tag
+                heapq.heapreplace(self._queue, (now_tag, seq, app_id))
+                continue
+            need = float(sum(p for _, p, _ in app.parked))
+            r = self.placement.bind(self.replicas, need, tag)
+            if r is None:
+                break
+            heapq.heappop(self._queue)
+            self.queued_apps -= 1
+            self.queue_wait_s += now - app.queued_at
+            self.bound_apps += 1
+            app.queued_at = None
+            self._rehome(app, r)
+            rep = self.replicas[r]
+            if rep.reported_free is not None:
+                rep.bound_since_report += need
+            parked, app.parked = app.parked, []
+            for cid, p, o in parked:
+                out.append(self._start(app, r, p + o, False, now, cid))
+        return out
+
+    def replica_report(self, index: int, free_tokens: float, waiting: int, running: int,
+                       waiting_tag: float | None = None) -> None:
+        """Replica ``index``'s state now (late binding's admission rule): free KV tokens, requests waiting
+        in its own queue, requests running, and the smallest global finish tag among the waiting ones
+        (``None``: unknown, every waiting request then counts as ahead of any application). Replaces the
+        dispatcher's own count for that replica."""
+        if not (math.isfinite(free_tokens) and free_tokens >= 0) or waiting < 0 or running < 0:
+            raise ValueError(f"replica {index} reported free_tokens={free_tokens!r}, waiting={waiting!r}, "
+                             f"running={running!r}; they must be finite and >= 0")
+        rep = self.replicas[index]
+        rep.reported_free = float(free_tokens)
+        rep.reported_waiting = int(waiting)
+        rep.reported_running = int(running)
+        rep.reported_waiting_tag = None if waiting_tag is None else float(waiting_tag)
+        rep.bound_since_report = 0.0
+
+    def call_app(self, call_id: int) -> str:
+        """The application of call ``call_id`` (in flight)."""
+        call = self._calls.get(call_id)
+        if call is None:
+            raise KeyError(f"call {call_id} is not in flight (already finished or failed?)")
+        return call.app_id
+
     def finish_tag(self, app_id: str) -> float | None:
         """The application's finish tag in the global reference (``None`` if unknown)."""
         return self.reference.finish_tag(app_id)
@@ -214,27 +296,44 @@ class Dispatcher:
     def stats(self) -> dict[str, int]:
         """Sizes of all per-app / per-call state (all 0 once every application has ended)."""
         return {"apps": len(self.apps), "calls_in_flight": len(self._calls), "idle_apps": len(self._idle),
+                "queued_apps": self.queued_apps, "parked_calls": sum(len(a.parked) for a in self.apps.values()),
+                "replica_inflight_tokens": sum(r.inflight_tokens for r in self.replicas),
                 "reference_apps": len(self.reference.apps),
                 "replica_requests": sum(r.outstanding_requests for r in self.replicas),
                 "replica_homed_apps": sum(r.homed_apps for r in self.replicas)}
 
     # ------------------------------------------------------------------ internals
     def _after_call(self, app: _App, now: float) -> None:
-        if app.calls_in_flight:
+        if app.calls_in_flight or app.parked:
             return
         if app.done:
             self.app_finished(app.info.app_id, now)
         else:
             self._idle[app.info.app_id] = now
 
-    def _start(self, app: _App, r: int, tokens: int, spilled: bool, now: float) -> Decision:
+    def _park(self, app: _App, prompt_tokens: int, expected_output: int, now: float) -> Decision:
         cid = self._next_call
         self._next_call += 1
+        app.parked.append((cid, prompt_tokens, expected_output))
+        self._idle.pop(app.info.app_id, None)
+        tag = self.reference.finish_tag(app.info.app_id)
+        if app.queued_at is None:
+            app.queued_at = now
+            self.queued_apps += 1
+            self._seq += 1
+            heapq.heappush(self._queue, (tag if tag is not None else math.inf, self._seq, app.info.app_id))
+        return Decision(cid, -1, tag, app.estimate, False, True)
+
+    def _start(self, app: _App, r: int, tokens: int, spilled: bool, now: float, cid: int | None = None) -> Decision:
+        if cid is None:
+            cid = self._next_call
+            self._next_call += 1
         self._calls[cid] = _Call(app.info.app_id, r, tokens)
         app.inflight[r] = app.inflight.get(r, 0) + tokens
         app.calls_in_flight += 1
         app.calls += 1
         self.replicas[r].outstanding_requests += 1
+        self.replicas[r].inflight_tokens += tokens
         self._idle.pop(app.info.app_id, None)
         tag = self.reference.finish_tag(app.info.app_id) if self.placement.global_tags else None
         return Decision(cid, r, tag, app.estimate, spilled)
@@ -244,6 +343,7 @@ class Dispatcher:
         if call is None:
             raise KeyError(f"call {call_id} is not in flight (already finished or failed?)")
         self.replicas[call.replica].outstanding_requests -= 1
+        self.replicas[call.replica].inflight_tokens -= call.tokens
         app = self.apps.get(call.app_id)
         if app is not None:
             left = app.inflight.get(call.replica, 0) - call.tokens

@@ -108,6 +108,9 @@ class Ingress:
                  app_idle_s: float = 2.0, retries: int = 2, spill: bool = False) -> None:
         self.replicas = replicas
         self.dispatcher = Dispatcher(capacities, iteration_s, placement=placement, spill=spill)
+        if self.dispatcher.placement.late:  # parked calls would need awaiting (docs/scale-out.md, late binding)
+            raise ValueError(f"placement {placement!r} (late binding) is simulator-only; the Ray ingress does not "
+                             "park calls yet: use 'global' or 'affinity'")
         self.app_idle_s = app_idle_s
         self.retries = retries
         self.t0 = time.monotonic()

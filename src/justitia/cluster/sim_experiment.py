@@ -20,10 +20,17 @@ grows by two terms, identical for every placement:
   ``C_i / M · it`` instead of ``C_i / (N·M) · it``, so the allowance grows by
   ``C_i · it · (1/M − 1/(N·M))`` (0 for ``N = 1``: the single-server bound).
 
-    allowed_i = C_max / M · it + C_i · it · (1/M − 1/(N·M)) + critical_path_i     (cluster bound)
+* **Per-replica fragmentation.** Bound eq. 5's blocking term (bench metrics, "Fragmentation") is the
+  cache an application's largest prompt ``p_i`` can leave unused while it waits first in line: on one
+  replica it waits for room in *that replica's* ``M``, so the term is ``p_i / M · D_max``, not the
+  ``p_i / (N·M) · D_max`` that evaluating over the pooled capacity gives (0 when ``p_i`` fits beside
+  every other application's calls at once in ``M``).
 
-``fair_bound_s`` in ``summary.json`` is the first term; ``apps_over_fair_bound`` counts apps past the
-whole allowance. Each policy entry adds ``replicas``, ``placement`` and ``replica_busy_imbalance``
+    allowed_i = C_max / M · it + C_i · it · (1/M − 1/(N·M)) + critical_path_i
+                + p_i / M · D_max                                                     (cluster bound)
+
+For ``N = 1`` this is bound eq. 5 exactly. ``fair_bound_s`` in ``summary.json`` is the first term;
+``apps_over_fair_bound`` counts apps past the whole allowance. Each policy entry adds ``replicas``, ``placement`` and ``replica_busy_imbalance``
 (max / mean busy time of the replicas).
 """
 
@@ -31,21 +38,31 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from justitia.apps.model import AppSpec
-from justitia.bench.metrics import PolicyMetrics, evaluate
+from justitia.bench.metrics import PolicyMetrics, evaluate, fragmentation_terms
 
 
-def cluster_bound(m: PolicyMetrics, replica_tokens: float, replicas: int, iteration_s: float) -> None:
-    """Widen ``m``'s single-server allowances (evaluated over ``N · M``) to the cluster bound (module doc)."""
+def cluster_bound(m: PolicyMetrics, apps: Sequence[AppSpec], replica_tokens: float, replicas: int,
+                  iteration_s: float, prefill_tokens_per_iter: int | None = None,
+                  path_iteration_s: float | None = None) -> None:
+    """Widen ``m``'s single-server allowances (evaluated over ``N · M`` with workload ``apps``, chunk
+    ``prefill_tokens_per_iter`` and ``path_iteration_s`` as in :func:`~justitia.bench.metrics.evaluate`)
+    to the cluster bound (module doc): one replica's packet term, the pinning term, and the
+    fragmentation term over one replica's ``M`` in place of the pooled ``N · M``'s."""
     c_max = max((a.cost for a in m.apps), default=0.0)
     total = replica_tokens * replicas
     packet = c_max / replica_tokens * iteration_s
+    path_it = iteration_s if path_iteration_s is None else path_iteration_s
+    pooled = fragmentation_terms(apps, total, path_it, prefill_tokens_per_iter)
+    pinned_frag = fragmentation_terms(apps, replica_tokens, path_it, prefill_tokens_per_iter)
     for a in m.apps:
         pinned = a.cost * iteration_s * (1.0 / replica_tokens - 1.0 / total)
-        a.allowed_delay_s += packet - m.fair_bound_s + pinned
+        frag = pinned_frag.get(a.app_id, 0.0) - pooled.get(a.app_id, 0.0)
+        a.allowed_delay_s += packet - m.fair_bound_s + pinned + frag
     m.fair_bound_s = packet
 
 
@@ -73,7 +90,7 @@ def run_cluster(apps: list[AppSpec], policies: list[str], placements: list[str],
         result.policy = name
         m = evaluate(result, apps, iteration_s=it_s, capacity_tokens=cap * replicas,
                      prefill_tokens_per_iter=chunk, path_iteration_s=path_it)
-        cluster_bound(m, cap, replicas, it_s)
+        cluster_bound(m, apps, cap, replicas, it_s, chunk, path_it)
         m.extra.update({"replicas": replicas, "placement": placement, "spill": spill})
         out.append(m)
         reqs = sum(a.num_calls for a in apps)
@@ -85,14 +102,18 @@ def run_cluster(apps: list[AppSpec], policies: list[str], placements: list[str],
 
 
 def runnable_pairs(placements: list[str], policies: list[str]) -> list[tuple[str, str]]:
-    """Every (placement, policy) pair, except ``global`` with a replica policy that cannot follow its tags."""
+    """Every (placement, policy) pair, except a global-tag placement (``global``, ``global-late``) with a
+    replica policy that cannot follow its tags."""
     from justitia.core.policy import split_policy_name
 
+    from justitia.cluster.placement import make_placement
+
     pairs = [(pl, p) for pl in placements for p in policies
-             if pl != "global" or split_policy_name(p)[0] == "justitia"]
+             if not make_placement(pl).global_tags or split_policy_name(p)[0] == "justitia"]
     if not pairs:
-        raise ValueError("placement 'global' hands each call the application's global finish tag, which only the "
-                         f"justitia policy orders by; got --policies {','.join(policies)}")
+        raise ValueError(f"placement {' / '.join(repr(p) for p in placements)} hands each call the application's "
+                         f"global finish tag, which only the justitia policy orders by; got --policies "
+                         f"{','.join(policies)}")
     return pairs
 
 
@@ -140,7 +161,9 @@ def main_from_args(args: argparse.Namespace) -> int:
                                  spill=bool(args.spill), console=console)
     print_table(metrics, title=f"{name} — {len(apps)} apps on {n} replicas", console=console)
     for m in metrics:
-        console.print(f"{m.policy}: replica busy imbalance (max/mean) {m.extra['replica_busy_imbalance']:.3f}",
+        wait = m.extra.get("mean_bind_wait_s")
+        console.print(f"{m.policy}: replica busy imbalance (max/mean) {m.extra['replica_busy_imbalance']:.3f}"
+                      + (f"; mean wait in the global queue before binding {wait:.2f} s" if wait is not None else ""),
                       highlight=False)
     out = Path(args.out) if args.out else Path("results") / f"{name}-x{n}"
     out.mkdir(parents=True, exist_ok=True)

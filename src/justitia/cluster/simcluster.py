@@ -9,6 +9,13 @@ Each replica is a :class:`justitia.sim.engine.Simulator` driven incrementally (`
   its arrival and the whole application is added to the home replica; the engine runs its stages itself.
   The driver still dispatches each stage's calls when the stage starts, so the dispatcher's accounting is
   the real ingress's.
+* **Late binding** (``global-late``, whole-app): an arriving application's first-stage calls are parked
+  in the dispatcher's global queue; after every step the driver reports each replica's state
+  (:meth:`Dispatcher.replica_report`: free KV tokens, requests waiting and running — what a vLLM server
+  exports on ``/metrics`` — and the global tag of its waiting head) and calls :meth:`Dispatcher.bind`; a bound application is added whole to its
+  replica at the bind time (its ACT still counts from its arrival). While applications wait in the
+  queue the driver steps in slices of at most ``max_slice_s``, so a bind is at most that late after the
+  completion that made room.
 * **Per-stage mode** (``round-robin``, ``least-loaded``, or spill): each call of a stage is dispatched on
   its own and the calls placed on one replica are added there as a one-stage application
   ``<app>#<stage>@<replica>`` arriving when the stage starts; the driver starts the next stage when every
@@ -67,6 +74,10 @@ class SimCluster:
         self.config = config
         self.max_slice_s = max_slice_s
         self.whole_apps = dispatcher.placement.sticky and not dispatcher.spill
+        self.late = dispatcher.placement.late
+        if self.late and dispatcher.spill:
+            raise ValueError("placement 'global-late' binds whole applications to one replica; it does not spill")
+        self.slices = 0  # driver steps (each advances every busy replica to the step's time)
         self._done: list[tuple[float, int, str, int, int, int, int]] = []
         self.engines: list[Simulator] = []
         self.policies: list[Policy] = []
@@ -92,7 +103,7 @@ class SimCluster:
             t_arr = arrivals[i].arrival_s if i < len(arrivals) else math.inf
             t_rel = self._releases[0][0] if self._releases else math.inf
             t = min(t_arr, t_rel)
-            if not self.whole_apps and self.live:
+            if (not self.whole_apps and self.live) or (self.late and self.d.queued_apps):
                 t = min(t, now + self.max_slice_s)
             if math.isinf(t):
                 t = now + max(self.max_slice_s, 1.0)
@@ -107,6 +118,9 @@ class SimCluster:
             while i < len(arrivals) and arrivals[i].arrival_s <= now:
                 self._arrive(arrivals[i])
                 i += 1
+            if self.late:
+                self._bind(now)
+            self.slices += 1
         for e in self.engines:
             e.run_until(math.inf)
         return self._result(time.perf_counter() - t0)
@@ -129,26 +143,44 @@ class SimCluster:
             dec = self.d.dispatch(spec.app_id, c.prompt_tokens, now, c.output_tokens)
             placed.setdefault(dec.replica, []).append((ci, dec.call_id))
         if self.whole_apps:
-            (r,) = placed  # a sticky placement without spill keeps every call at home
+            (r,) = placed  # a sticky placement without spill keeps every call at home (-1: parked, late)
             for ci, cid in placed[r]:
                 live.calls[(spec.app_id, si, ci)] = cid
-            if si == 0:
-                self._add(r, spec, spec.app_id, live)
+            if si == 0 and r >= 0:
+                self._add(r, spec, spec.app_id, live, now)
             return
         for r, idx in placed.items():
             eid = f"{spec.app_id}#{si}@{r}"
             frag = AppSpec(eid, now, spec.type, (Stage(tuple(stage.calls[ci] for ci, _ in idx), 0.0),), spec.weight)
             for k, (_, cid) in enumerate(idx):  # the engine numbers a fragment's calls 0..k-1 in stage 0
                 live.calls[(eid, 0, k)] = cid
-            self._add(r, frag, eid, live)
+            self._add(r, frag, eid, live, now)
 
-    def _add(self, r: int, spec: AppSpec, eid: str, live: _Live) -> None:
+    def _add(self, r: int, spec: AppSpec, eid: str, live: _Live, now: float) -> None:
         self.parent[eid] = live.spec.app_id
         live.replicas.add(r)
         e = self.engines[r]
-        if spec.arrival_s < e.time_s:
-            spec = dataclasses.replace(spec, arrival_s=e.time_s)
+        start = max(now, e.time_s)
+        if spec.arrival_s != start:
+            spec = dataclasses.replace(spec, arrival_s=start)
         e.add_app(spec)
+
+    def _bind(self, now: float) -> None:
+        """Late binding: report every replica's state, bind from the global queue, add the bound apps."""
+        if not self.d.queued_apps:
+            return
+        for r, e in enumerate(self.engines):
+            running = e.decode.size + (e.prefilling is not None)
+            head = e.waiting.head() if e.waiting.requests else None
+            tag = self.d.finish_tag(self.parent[head.req.app_id]) if head is not None else None
+            self.d.replica_report(r, float(e.free * e.block_size), len(e.waiting.requests), running, tag)
+        added: set[str] = set()
+        for dec in self.d.bind(now):
+            app_id = self.d.call_app(dec.call_id)
+            if app_id not in added:
+                added.add(app_id)
+                live = self.live[app_id]
+                self._add(dec.replica, live.spec, app_id, live, now)
 
     def _apply_completions(self) -> None:
         if not self._done:
@@ -208,7 +240,9 @@ class SimCluster:
         iters = sum(r.iterations for r in runs)
         it_s = sum(r.iteration_s * r.iterations for r in runs) / iters if iters else 0.0
         extra = {"busy_s": sum(busy), "replica_busy_imbalance": max(busy) / mean_busy if mean_busy > 0 else 1.0,
-                 "replicas": float(len(self.engines))}
+                 "replicas": float(len(self.engines)), "driver_steps": float(self.slices)}
+        if self.late:  # where late binding's ACT goes: waiting in the global queue before binding
+            extra["mean_bind_wait_s"] = self.d.queue_wait_s / max(len(self.records), 1)
         return RunResult(policy=self.policies[0].name, apps=self.records,
                          capacity_tokens=float(self.d.capacity_tokens), iteration_s=it_s, makespan_s=makespan,
                          prompt_tokens=sum(r.prompt_tokens for r in runs),
@@ -220,8 +254,8 @@ def _follow_global_tags(policy: Policy, tag_of: Callable[[str], float | None]) -
     """Make the replica's policy see each application's global tag at arrival, as the vLLM plugin sees
     ``vllm_xargs.app_finish_tag`` in ``AppInfo.features["finish_tag"]``."""
     if not hasattr(policy, "set_finish_tag"):
-        raise ValueError(f"placement 'global' hands each call the application's global finish tag, which only "
-                         f"the justitia policy orders by; got replica policy {policy.name!r}")
+        raise ValueError(f"a global-tag placement (global, global-late) hands each call the application's global finish tag,"
+                         f" which only the justitia policy orders by; got replica policy {policy.name!r}")
     inner = policy.app_arrived
 
     def app_arrived(app: AppInfo, now: float) -> None:
