@@ -19,6 +19,11 @@ Run after ``benchmarks/vllm_scheduler_suite.sh`` has fetched vLLM's tests into W
    victim is preempted the way ``schedule()`` does it at the first step it has >= N outputs. Under
    Justitia the victim is the running request with the largest key (in that test request 7, the
    latest arrival, at 22/24 outputs with 12 tokens in flight), under vLLM's FCFS the last admitted.
+4. The four ``test_priority_scheduling_*`` tie-break tests (added in one order, ``arrival_time`` in
+   another, equal priority): the bands hold, and inside a band Justitia orders by ``F``. Each request
+   is its own application of equal cost, so ``F = V(a) + c`` grows with the fair-sharing virtual time
+   ``V`` at which the engine received it; vLLM's ``arrival_time`` decides only exact ties of the
+   policy's key (requests of one application; ``tests/vllm/test_request_queue_vllm_order.py``).
 """
 
 from __future__ import annotations
@@ -71,6 +76,19 @@ def async_load_reservation() -> None:
         print(f"[2] after step 1: {r.request_id}: {r.status.name}, holds blocks: {r.request_id in held}")
 
 
+def priority_band_ties() -> None:
+    from tests.v1.core.test_scheduler import create_requests_with_priority, create_scheduler_with_priority
+
+    s = create_scheduler_with_priority()
+    for r in create_requests_with_priority(num_requests=4, priorities=[1, 1, 1, 1],
+                                           arrival_times=[4.0, 1.0, 3.0, 2.0]):
+        s.add_request(r)
+    print(f"[4] {type(s).__name__}: waiting (request, arrival_time, key) = "
+          f"{[(r.request_id, r.arrival_time, getattr(s, '_keys', {}).get(r)) for r in s.waiting]}")
+    print(f"[4] first schedule(): {[r.req_id for r in s.schedule().scheduled_new_reqs]} "
+          "(vLLM's test_priority_scheduling_fcfs_fallback expects ['1', '3', '2', '0'])")
+
+
 def stale_share_on_vllms_own_scheduler(pp: int = 3) -> None:
     for min_out in range(16, 24):
         s = async_tests._create_async_pp_scheduler(num_spec=3, pp_size=pp, num_blocks=50)
@@ -97,5 +115,6 @@ if __name__ == "__main__":
     if os.environ.get("JUSTITIA_SUITE") == "plugin":
         mixed_blocked_types()
         async_load_reservation()
+        priority_band_ties()
     else:
         stale_share_on_vllms_own_scheduler()
