@@ -5,6 +5,8 @@
 #
 #   benchmarks/vllm_scheduler_suite.sh [WORK_DIR]        (default /tmp/justitia-vllm-suite)
 #   PY=/path/to/python  FILES="test_scheduler.py ..."  PARALLEL=1   (optional; PARALLEL runs the three at once)
+#   RUNS="vllm plugin-fcfs plugin-justitia"   (optional: which of the three to run now; the summary
+#   reads the logs of all three, so a run left out keeps its previous log in WORK_DIR)
 #
 # The models the tests name (facebook/opt-125m, opt-350m) are stood in for by local folders holding
 # only a config.json (the scheduler reads nothing else); tests that need other models (llava, Qwen:
@@ -43,12 +45,24 @@ run() {  # name, JUSTITIA_SUITE, JUSTITIA_POLICY
     > "$WORK/$1.log" 2>&1 || true
   grep -E "^(FAILED|ERROR) " "$WORK/$1.log" | sed 's/ - .*//' | sort > "$WORK/$1.failed" || true
 }
+RUNS="${RUNS:-vllm plugin-fcfs plugin-justitia}"
+start() {  # one of the three by name
+  case "$1" in
+    vllm) run vllm vllm fcfs ;;
+    plugin-fcfs) run plugin-fcfs plugin fcfs ;;
+    plugin-justitia) run plugin-justitia plugin justitia ;;
+    *) echo "RUNS: unknown run '$1' (vllm, plugin-fcfs, plugin-justitia)" >&2; exit 2 ;;
+  esac
+}
 if [ "${PARALLEL:-0}" = 1 ]; then
-  run vllm vllm fcfs & run plugin-fcfs plugin fcfs & run plugin-justitia plugin justitia & wait
+  for n in $RUNS; do start "$n" & done; wait
 else
-  run vllm vllm fcfs; run plugin-fcfs plugin fcfs; run plugin-justitia plugin justitia
+  for n in $RUNS; do start "$n"; done
 fi
-for n in vllm plugin-fcfs plugin-justitia; do echo "== $n: $(tail -1 "$WORK/$n.log")"; done
+for n in vllm plugin-fcfs plugin-justitia; do
+  [ -f "$WORK/$n.log" ] && echo "== $n: $(tail -n 1 "$WORK/$n.log")" || echo "== $n: not run"
+done
+touch "$WORK/vllm.failed" "$WORK/plugin-fcfs.failed" "$WORK/plugin-justitia.failed"
 echo "== failing under plugin-fcfs but not under vLLM's own scheduler:"
 comm -13 "$WORK/vllm.failed" "$WORK/plugin-fcfs.failed" || true
 echo "== failing under plugin-justitia but not under vLLM's own scheduler:"

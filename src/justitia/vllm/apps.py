@@ -80,8 +80,12 @@ class AppTracker:
         self.apps_finished = 0
         self._seq = 0
 
-    def request_arrived(self, req_id: str, tags: AppTags, prompt_tokens: int, now: float) -> Req:
-        """Register a new request (its application arrives with it if not live); return its :class:`Req`."""
+    def request_arrived(self, req_id: str, tags: AppTags, prompt_tokens: int, now: float,
+                        arrival_s: float | None = None) -> Req:
+        """Register a new request (its application arrives with it if not live); return its :class:`Req`.
+
+        ``arrival_s``: the request's own arrival instant on the same clock as ``now`` (default ``now``);
+        it orders requests whose policy keys otherwise tie (every policy ends its key with it)."""
         own = tags.app_id is None
         app_id = req_id if tags.app_id is None else tags.app_id
         app = self.apps.get(app_id)
@@ -97,8 +101,8 @@ class AppTracker:
         else:
             self.idle.pop(app_id, None)
         self._seq += 1
-        req = Req(req_id=req_id, app_id=app_id, arrival_s=now, seq=self._seq, prompt_tokens=prompt_tokens,
-                  call_index=app.requests_seen)
+        req = Req(req_id=req_id, app_id=app_id, arrival_s=now if arrival_s is None else arrival_s, seq=self._seq,
+                  prompt_tokens=prompt_tokens, call_index=app.requests_seen)
         app.requests_seen += 1
         app.live.add(req_id)
         if own or tags.app_done:

@@ -111,12 +111,16 @@ class JustitiaSchedulerMixin:
     requests: dict[str, Request]
     policy: SchedulingPolicy
     block_size: int
+    #: False on a scheduler built without ``__init__`` (``object.__new__``, as vLLM's own unit tests
+    #: build one and set only vLLM's fields): the hooks that such code reaches then act as vLLM's alone.
+    _justitia_ready: bool = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[call-arg]
         self.priority_bands = self.policy == SchedulingPolicy.PRIORITY
         self.policy = SchedulingPolicy.FCFS  # preemption victim = running[-1] = largest key
         self._t0 = time.monotonic()
+        self._wall0 = time.time() - self._now()  # wall clock at plugin time 0 (vLLM's arrival_time is wall clock)
         self.capacity_tokens = self._kv_capacity_tokens()
         self.iteration_s = self._sent_iteration_s = DEFAULT_ITERATION_S
         self._sent_at: float | None = None
@@ -140,6 +144,7 @@ class JustitiaSchedulerMixin:
         self._trace.emit("start", policy=pol.describe(), capacity_tokens=self.capacity_tokens,
                          block_size=self.block_size, app_idle_s=self.app_idle_s, scheduler=type(self).__name__,
                          priority_bands=self.priority_bands)
+        self._justitia_ready = True
         log.info("justitia: policy %s%s, KV capacity M=%d tokens, app idle window %.1f s", pol.describe(),
                  " inside vLLM priority bands" if self.priority_bands else "", self.capacity_tokens, self.app_idle_s)
 
@@ -233,12 +238,17 @@ class JustitiaSchedulerMixin:
         for name, why in problems:
             log.warning("justitia: request %s: ignoring vllm_xargs.%s (%s)", rid, name, why)
         prompt = int(getattr(request, "num_prompt_tokens", 0) or 0)
-        req = self.tracker.request_arrived(rid, tags, prompt, self._now())
+        # the request's arrival is vLLM's own (request.arrival_time, set where it entered vLLM) on the
+        # plugin's clock: every policy key ends with it, so ties of the policy's order and FCFS itself
+        # follow vLLM's (arrival_time, …) order, not the order add_request() happened to be called in
+        req = self.tracker.request_arrived(rid, tags, prompt, self._now(), request.arrival_time - self._wall0)
         self._cursor[rid] = [req, 0, 0]
         super().add_request(request)  # type: ignore[misc]
 
     def _free_request(self, request: Request, *args: Any, **kwargs: Any) -> Any:
         out = super()._free_request(request, *args, **kwargs)  # type: ignore[misc]
+        if not self._justitia_ready:
+            return out
         now = self._now()
         cur = self._cursor.pop(request.request_id, None)
         if cur is not None:
@@ -300,6 +310,8 @@ class JustitiaSchedulerMixin:
         rec.flush(force=force)
 
     def update_from_output(self, scheduler_output: SchedulerOutput, model_runner_output: ModelRunnerOutput) -> Any:
+        if not self._justitia_ready:
+            return super().update_from_output(scheduler_output, model_runner_output)  # type: ignore[misc]
         t = time.monotonic() if self._prof is not None else 0.0
         out = super().update_from_output(scheduler_output, model_runner_output)  # type: ignore[misc]
         self._since_service += 1
