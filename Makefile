@@ -39,7 +39,7 @@ bench: setup
 
 # The whole test suite (the real-engine end-to-end tests included).
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=12
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not e2e"
