@@ -302,7 +302,9 @@ def render(res: Mapping[str, Any]) -> str:
              f"densities {', '.join(f'{d}×' for d in c['densities'])}"
              + ("" if c["paper_setup"] else
                 f" (stand-in: the paper's suite was not available, density d = offered load d × {c['load_per_density']:g})")
-             + f". Run `{c['command']}` in {res['wall_s']:.0f} s wall time.")
+             + f". Run `{c['command']}` in {res['wall_s']:.0f} s wall time"
+             + (" (" + ", ".join(f"{k} {v['wall_s']:.0f} s" for k, v in res["parts"].items()) + "; CPU "
+                + f"{sum(v['cpu_s'] for v in res['parts'].values()):.0f} s in all)" if res.get("parts") else "") + ".")
     head = _md_table(["claim", "paper", "ours", "where they differ"], headline(res))
     return "\n\n".join(["# Justitia: the paper's §5 evaluation, reproduced in the simulator", setup,
                         "## Headline: the paper's numbers beside ours", head, *_sections(res)]) + "\n"

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,16 +33,42 @@ def plan_steps(cfg: PaperConfig) -> int:
             + fig9_steps(cfg) + fig12_steps(len(cfg.overhead_densities)))
 
 
+class _Timer:
+    """Wall and CPU seconds (this process and its finished workers) per part of the run."""
+
+    def __init__(self) -> None:
+        self.parts: dict[str, dict[str, float]] = {}
+
+    def __call__(self, name: str, fn: Callable[[], Any]) -> Any:
+        t0, c0 = time.perf_counter(), _cpu_s()
+        out = fn()
+        self.parts[name] = {"wall_s": time.perf_counter() - t0, "cpu_s": _cpu_s() - c0}
+        return out
+
+
+def _cpu_s() -> float:
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def run_all(ctx: Context) -> dict[str, Any]:
-    """Every experiment on ``ctx`` (see the module docstring); JSON-able apart from Fig. 7's ``_runs``."""
+    """Every experiment on ``ctx`` (see the module docstring); JSON-able apart from Fig. 7's ``_runs``.
+    ``res["parts"]``: wall and CPU seconds of each part."""
     cfg = ctx.cfg
     top = max(cfg.densities)
-    trained = train_all(ctx, ctx.setting(cfg.table_density).apps)
-    f7 = fig7(ctx)
-    res: dict[str, Any] = {"fig7": f7, "fig8": fig8(f7, top), "fig11": fig11(ctx, f7), "fig10": fig10(ctx, top),
-                           "table1": table1(ctx, trained, cfg.table_density), "fig9": fig9(ctx), "fig12": fig12(ctx)}
+    timed = _Timer()
+    timed("calibrate", lambda: [ctx.setting(d) for d in sorted(set(cfg.densities) | {cfg.table_density})])
+    trained = timed("train predictors", lambda: train_all(ctx, ctx.setting(cfg.table_density).apps))
+    f7 = timed("fig7", lambda: fig7(ctx))
+    res: dict[str, Any] = {"fig7": f7, "fig8": fig8(f7, top)}
+    res["fig11"] = timed("fig11", lambda: fig11(ctx, f7))
+    res["fig10"] = timed("fig10", lambda: fig10(ctx, top))
+    res["table1"] = timed("table1", lambda: table1(ctx, trained, cfg.table_density))
+    res["fig9"] = timed("fig9", lambda: fig9(ctx))
+    res["fig12"] = timed("fig12", lambda: fig12(ctx))
     noisy = {lam: row.pop("_acts") for lam, row in res["fig10"]["lambdas"].items()}
     res["causes"] = measured_causes(ctx.setting(top).apps, {p: r.acts for p, r in f7.pop("_runs")[top].items()}, noisy)
+    res["parts"] = timed.parts
     return res
 
 
