@@ -3,7 +3,9 @@
 Prints per policy: engine steps, preemptions and the tokens they threw away (recomputed later), the mean
 number of requests per step in each 100-step window of the scheduler trace (``profile`` lines; the
 first window holds the warm-up), and the last applications to finish with their release and completion
-steps: how long the last one ran after every other application had finished. Usage::
+steps: how long the last one ran after every other application had finished; and each policy's engine
+steps and step-clocked mean ACT ÷ fcfs's and its apps over the fair bound (bound eq. 5). A ``--repeat``
+folder is read repeat by repeat (``rep1`` …). Usage::
 
     python benchmarks/bench_tail.py results/bench-quick
 """
@@ -39,7 +41,12 @@ def main(folder: Path) -> None:
         apps = sorted((float(r["completion_s"]) / it_s, float(r["arrival_s"]) / it_s, r["app_id"])
                       for r in rows if r["policy"] == pol)
         first = min(a for _, a, _ in apps)
-        print(f"{pol}: {fig['engine_steps']} engine steps, {fig['preemptions']} preemptions")
+        def of_fcfs(k: str) -> str:
+            return f" ({fig[k]:.3f} of fcfs's)" if "fcfs" in bench["policies"] and k in fig else ""
+
+        print(f"{pol}: {fig['engine_steps']} engine steps{of_fcfs('steps_vs_fcfs')}, mean ACT "
+              f"{fig.get('mean_act_steps', float('nan')):.1f} steps{of_fcfs('mean_act_vs_fcfs')}, "
+              f"{fig['apps_over_fair_bound']} apps over the fair bound, {fig['preemptions']} preemptions")
         trace = folder / f"trace_{pol}.jsonl"
         if trace.exists():
             per, pre, lost = windows(trace)
@@ -53,4 +60,8 @@ def main(folder: Path) -> None:
 if __name__ == "__main__":
     if len(sys.argv) != 2:
         sys.exit(__doc__)
-    main(Path(sys.argv[1]))
+    reps = sorted(Path(sys.argv[1]).glob("rep[0-9]*"), key=lambda p: int(p.name[3:]))
+    for rep in reps or [Path(sys.argv[1])]:
+        if reps:
+            print(f"== {rep.name}")
+        main(rep)

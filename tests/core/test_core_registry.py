@@ -11,7 +11,7 @@ from core_policy_driver import Driver, assert_no_app_state
 from justitia.core.policy import Policy, policy_names
 from justitia.policies import make_policy
 
-ALL = ["fcfs", "app_fcfs", "vtc", "sjf", "plas", "atlas", "justitia", "req-sjf", "justitia-c", "justitia-plus"]
+ALL = ["fcfs", "app_fcfs", "vtc", "sjf", "plas", "atlas", "justitia", "req-sjf", "justitia-c", "justitia-plus", "justitia-lane"]
 
 
 def test_registry_lists_every_policy() -> None:

@@ -40,7 +40,7 @@ from justitia.core.safe import SafePolicy
 from justitia.sim.config import EngineConfig, preset
 from justitia.sim.engine import Simulator, make_simulation_policy
 
-POLICIES = ["fcfs", "app_fcfs", "vtc", "sjf", "plas", "atlas", "justitia", "req-sjf", "justitia-c", "justitia-plus"]
+POLICIES = ["fcfs", "app_fcfs", "vtc", "sjf", "plas", "atlas", "justitia", "req-sjf", "justitia-c", "justitia-plus", "justitia-lane"]
 NO_STARVATION = ["fcfs", "app_fcfs", "plas", "atlas", "justitia"]  # sjf and vtc do not (see the contrast test)
 
 # A small engine where memory is scarce: 64 blocks of 16 tokens, 16 sequences, 256-token chunks.
@@ -222,24 +222,26 @@ def check_bound(apps: list[AppSpec], name: str = "justitia") -> Any:
                     prefill_tokens_per_iter=cfg.max_num_batched_tokens, path_iteration_s=path_s)
 
 
+@pytest.mark.parametrize("name", ["justitia", "justitia-lane"])
 @settings(max_examples=EXAMPLES + 10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(apps=workloads(max_apps=8, max_stages=1))
-def test_justitia_oracle_single_stage_apps_finish_within_the_fair_bound(apps: list[AppSpec]) -> None:
-    m = check_bound(apps)
+def test_justitia_oracle_single_stage_apps_finish_within_the_fair_bound(name: str, apps: list[AppSpec]) -> None:
+    m = check_bound(apps, name)
     late = [(a.app_id, a.delay_vs_fair_s, a.allowed_delay_s) for a in m.apps if a.over_bound]
     assert m.apps_over_fair_bound == 0, late
 
 
+@pytest.mark.parametrize("name", ["justitia", "justitia-lane"])
 @FEW
 @given(apps=workloads(max_apps=8, max_stages=3))
-def test_justitia_oracle_multi_stage_apps_finish_within_the_fair_bound(apps: list[AppSpec]) -> None:
+def test_justitia_oracle_multi_stage_apps_finish_within_the_fair_bound(name: str, apps: list[AppSpec]) -> None:
     # Stages and tool delays break the fluid assumption; bound eq. 5 adds each app's critical path.
-    m = check_bound(apps)
+    m = check_bound(apps, name)
     late = [(a.app_id, a.delay_vs_fair_s, a.allowed_delay_s) for a in m.apps if a.over_bound]
     assert m.apps_over_fair_bound == 0, late
 
 
-@pytest.mark.parametrize("name", ["justitia", "justitia-plus"])
+@pytest.mark.parametrize("name", ["justitia", "justitia-plus", "justitia-lane"])
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(apps=workloads(max_apps=8, max_stages=2))
 def test_justitia_oracle_finishes_within_the_papers_bound_plus_its_critical_path(name: str, apps: list[AppSpec]) -> None:

@@ -15,7 +15,7 @@ from justitia.policies import make_policy
 from justitia.sim.config import nominal_iteration_s, preset
 from justitia.sim.engine import Simulator, make_simulation_policy
 
-TRACKING = ["vtc", "sjf", "plas", "atlas"]
+TRACKING = ["vtc", "sjf", "plas", "atlas", "justitia-lane"]
 
 
 def _pair(apps, name, cfg, **kw):

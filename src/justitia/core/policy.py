@@ -261,6 +261,7 @@ _POLICIES: dict[str, str] = {
     "req-sjf": "justitia.core.policies.req_sjf:ReqSJF",
     "justitia-c": "justitia.core.policies.justitia_c:JustitiaC",
     "justitia-plus": "justitia.core.policies.justitia_plus:JustitiaPlus",
+    "justitia-lane": "justitia.core.policies.justitia_lane:JustitiaLane",
 }
 
 
