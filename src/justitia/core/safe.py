@@ -21,7 +21,8 @@ The fallback rule (keys from different regimes must never be compared meaningles
   key fails — exactly "all keys of the step are FCFS".
 
 The wrapper declares the wrapped policy's capabilities (``dynamic_keys``, ``app_events_keep_keys``,
-``listens_to_service``, ``reports_changed_apps``, ``needs_cost``), so engines keep their fast paths;
+``listens_to_service``, ``reports_changed_apps``, ``needs_cost``, ``capacity_keeps_keys``), so engines
+keep their fast paths;
 :meth:`SafePolicy.changed_apps` forwards the wrapped policy's report, but answers ``None`` ("re-key
 everything") once after every regime flip (entering or leaving a failing step) or failure to report.
 An application event that fails inside an engine's cached order (``app_events_keep_keys``) leaves keys
@@ -69,6 +70,7 @@ class SafePolicy(Policy):
         self.needs_cost = inner.needs_cost  # type: ignore[misc]
         self.listens_to_service = inner.listens_to_service  # type: ignore[misc]
         self.reports_changed_apps = inner.reports_changed_apps  # type: ignore[misc]
+        self.capacity_keeps_keys = inner.capacity_keeps_keys  # type: ignore[misc]
         self.fallbacks = 0
         """Exceptions (or invalid keys) caught from the wrapped policy; each forced FCFS for its step."""
         self.fallback_steps = 0
