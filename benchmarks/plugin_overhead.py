@@ -12,6 +12,14 @@ decoding requests and 744 waiting ones. ``--ref REV`` adds the plugin as it was 
 ``REV`` (the whole ``justitia`` package at ``REV``, imported beside this tree as ``justitia_ref``),
 so before/after figures come from one run on one machine state.
 
+On a shared machine the timed "added" figures move by ±100 µs between runs (the ``--control`` row,
+vLLM against itself, shows that floor), so the table also gives a figure the load cannot move: the
+Python calls (``sys.setprofile``: calls and calls into C) per step over ``--count-steps`` more steps,
+untimed; "added calls" is the plugin's extra work per step, the service report of every 32nd step
+included. ``--same-order`` adds vLLM's own scheduler fed the requests in the order the plugin's policy
+serves them (Justitia serves whole applications, not arrival order): vLLM's cost of walking its
+requests in that order rather than in the order they were allocated, which is not the plugin's work.
+
     .venv/bin/python benchmarks/plugin_overhead.py [--steps 300] [--policy justitia] [--ref main]
 """
 
@@ -31,11 +39,12 @@ ROOT = Path(__file__).resolve().parents[1]
 CLOCK = time.thread_time  # CPU time of this thread: robust to other work on a shared machine
 
 
-VARIANTS = ("vllm", "control", "ref", "plugin")
+VARIANTS = ("vllm", "control", "ordered", "ref", "plugin")
 
 
-def build(variant: str, args: argparse.Namespace, model: Path) -> Any:
-    """One scheduler of ``variant`` loaded with the benchmark's workload (module doc)."""
+def build(variant: str, args: argparse.Namespace, model: Path, order: list[str] | None = None) -> Any:
+    """One scheduler of ``variant`` loaded with the benchmark's workload (module doc); ``order``: the
+    request ids in the order they are handed to ``add_request`` (default: arrival order)."""
     from vllm.v1.core.sched.scheduler import Scheduler
     from vllm_helpers import create_scheduler, make_request
 
@@ -56,10 +65,11 @@ def build(variant: str, args: argparse.Namespace, model: Path) -> Any:
     hint = args.per_app * call_cost(args.prompt, max_tokens)
     s = create_scheduler(model, cls, num_blocks=200_000, block_size=16, max_num_seqs=args.max_num_seqs,
                          max_num_batched_tokens=8192)
-    for i in range(n_req):
-        a = i % args.apps  # applications interleave in arrival order
-        s.add_request(make_request(f"r{i}", prompt_len=args.prompt, max_tokens=max_tokens,
-                                   app_id=f"app{a}", app_cost_hint=hint))
+    reqs = {f"r{i}": make_request(f"r{i}", prompt_len=args.prompt, max_tokens=max_tokens,
+                                  app_id=f"app{i % args.apps}", app_cost_hint=hint)
+            for i in range(n_req)}  # applications interleave in arrival order
+    for rid in order or reqs:
+        s.add_request(reqs[rid])
     return s
 
 
@@ -74,12 +84,12 @@ def setup_env(args: argparse.Namespace) -> None:
 class Runner:
     """One scheduler stepped on request: ``step()`` runs and times one whole step."""
 
-    def __init__(self, variant: str, args: argparse.Namespace, model: Path) -> None:
+    def __init__(self, variant: str, args: argparse.Namespace, model: Path, order: list[str] | None = None) -> None:
         from vllm.v1.core.sched.scheduler import Scheduler
         from vllm_helpers import fake_output
 
         self.fake_output = fake_output
-        self.s = build(variant, args, model)
+        self.s = build(variant, args, model, order)
         self.own = instrument(self.s, Scheduler, CLOCK) if variant == "plugin" else None
 
     def step(self) -> tuple[float, float]:
@@ -140,6 +150,9 @@ def main() -> None:
     ap.add_argument("--ref", default=None, help="also time the plugin at this git revision (e.g. main)")
     ap.add_argument("--control", action="store_true",
                     help="also time a second vLLM Scheduler (an A/A control: the noise floor of 'added')")
+    ap.add_argument("--same-order", action="store_true",
+                    help="also time vLLM's Scheduler fed the requests in the order the plugin's policy "
+                         "serves them: what serving in that order (not in allocation order) costs vLLM itself")
     ap.add_argument("--count-steps", type=int, default=64,
                     help="steps after the timed ones whose Python calls are counted (0: none)")
     args = ap.parse_args()
@@ -151,10 +164,13 @@ def main() -> None:
     console = Console(width=200)
     model = config_dir(Path(tempfile.mkdtemp()))
     label = {"vllm": "vLLM Scheduler", "control": "vLLM Scheduler (control)", "ref": f"plugin @ {args.ref}",
-             "plugin": "plugin (this tree)"}
+             "plugin": "plugin (this tree)", "ordered": "vLLM Scheduler, policy's order"}
     variants = [v for v in VARIANTS if v in ("vllm", "plugin") or (v == "control" and args.control)
-                or (v == "ref" and args.ref)]
-    runners = {v: Runner(v, args, model) for v in variants}
+                or (v == "ref" and args.ref) or (v == "ordered" and args.same_order)]
+    runners = {"plugin": Runner("plugin", args, model)}
+    order = [r.request_id for r in runners["plugin"].s.waiting]  # the policy's order, lowest key first
+    runners.update({v: Runner("vllm" if v == "ordered" else v, args, model, order if v == "ordered" else None)
+                    for v in variants if v != "plugin"})
     sched_t: dict[str, list[float]] = {v: [] for v in variants}
     upd_t: dict[str, list[float]] = {v: [] for v in variants}
     for it in range(args.warmup + args.steps):
