@@ -66,3 +66,19 @@ def test_app_fcfs_unknown_app_is_a_clear_error() -> None:
     p = AppFCFS(1000, 0.02)
     with pytest.raises(KeyError, match="unknown application 'ghost'"):
         p.key(Req("r", "ghost", 0.0, 0))
+
+
+@pytest.mark.parametrize("name,keeps", [("fcfs", True), ("app_fcfs", True), ("req-sjf", True), ("justitia", True),
+                                        ("vtc", False), ("atlas", False)])
+def test_set_capacity_bumps_version_only_if_a_key_can_move(name: str, keeps: bool) -> None:
+    """The vLLM plugin pushes a new iteration time up to once a second; a policy whose keys read no
+    capacity keeps ``version`` (no re-key of the queues), through SafePolicy too; ATLAS's starvation
+    limit reads the iteration time, so it must bump."""
+    from justitia.core.safe import SafePolicy
+    from justitia.policies import make_policy
+
+    for p in (make_policy(name, 1000, 0.02), SafePolicy(make_policy(name, 1000, 0.02))):
+        v = p.version
+        p.set_capacity(2000, 0.05)
+        assert (p.version == v) is keeps
+        assert p.capacity_tokens == 2000 and p.iteration_s == 0.05

@@ -91,3 +91,37 @@ def create_justitia_scheduler(model_dir: Path, monkeypatch: Any, policy: str = "
     monkeypatch.delenv("JUSTITIA_ESTIMATOR", raising=False)
     monkeypatch.delenv("JUSTITIA_TRACE_FILE", raising=False)
     return create_scheduler(model_dir, JustitiaScheduler, **kw)
+
+
+def load_ref_package(rev: str, repo: Path | None = None) -> Any:
+    """The ``justitia.vllm.scheduler`` module of the whole ``justitia`` package at git revision ``rev``,
+    imported beside the working tree as ``justitia_ref`` (its ``justitia.`` imports and registry paths
+    renamed; its Prometheus series in a private registry), for before/after runs in one process.
+    Raises ``RuntimeError`` naming the problem if git cannot produce that revision."""
+    import importlib
+    import re
+    import subprocess
+    import sys
+    import tempfile
+
+    repo = repo or Path(__file__).resolve().parents[2]
+    if "justitia_ref" in sys.modules:
+        raise RuntimeError("a justitia_ref package is already imported in this process")
+    try:
+        tar = subprocess.run(["git", "-C", str(repo), "archive", rev, "src/justitia"], check=True,
+                             capture_output=True).stdout
+    except (OSError, subprocess.CalledProcessError) as e:
+        raise RuntimeError(f"git cannot archive src/justitia at {rev!r} in {repo}: {e}") from None
+    root = Path(tempfile.mkdtemp())
+    subprocess.run(["tar", "-x", "-C", str(root)], input=tar, check=True)
+    pkg = root / "justitia_ref"
+    (root / "src" / "justitia").rename(pkg)
+    rename = re.compile(r"(?<![\w/.-])justitia(?=[.\s]|$)", re.M)  # justitia.x, "justitia.x:Y", import justitia
+    for f in pkg.rglob("*.py"):
+        f.write_text(rename.sub("justitia_ref", f.read_text()))
+    sys.path.insert(0, str(root))
+    metrics = importlib.import_module("justitia_ref.vllm.metrics")
+    from prometheus_client import CollectorRegistry
+
+    metrics._RECORDER = metrics.Recorder(registry=CollectorRegistry())  # its series beside this tree's
+    return importlib.import_module("justitia_ref.vllm.scheduler")

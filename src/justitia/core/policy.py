@@ -113,6 +113,9 @@ class Policy(ABC):
     listens_to_service: ClassVar[bool] = False
     #: True if :meth:`changed_apps` reports exactly which apps' keys moved (else engines re-key everything).
     reports_changed_apps: ClassVar[bool] = False
+    #: True if no key depends on the capacity or the iteration time: :meth:`set_capacity` then leaves
+    #: :attr:`version` alone, so engines keep their cached orders when the plugin pushes a new iteration time.
+    capacity_keeps_keys: ClassVar[bool] = False
     #: Policy failures caught and answered in FCFS order (:class:`~justitia.core.safe.SafePolicy` counts them).
     fallbacks: int = 0
 
@@ -135,7 +138,8 @@ class Policy(ABC):
         self.capacity_tokens = float(capacity_tokens)
         if iteration_s is not None:
             self.iteration_s = float(iteration_s)
-        self.version += 1
+        if not self.capacity_keeps_keys:
+            self.version += 1
 
     # ------------------------------------------------------------------ events
     def app_arrived(self, app: AppInfo, now: float) -> None:

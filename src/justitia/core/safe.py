@@ -21,7 +21,8 @@ The fallback rule (keys from different regimes must never be compared meaningles
   key fails — exactly "all keys of the step are FCFS".
 
 The wrapper declares the wrapped policy's capabilities (``dynamic_keys``, ``app_events_keep_keys``,
-``listens_to_service``, ``reports_changed_apps``, ``needs_cost``), so engines keep their fast paths;
+``listens_to_service``, ``reports_changed_apps``, ``needs_cost``, ``capacity_keeps_keys``), so engines
+keep their fast paths;
 :meth:`SafePolicy.changed_apps` forwards the wrapped policy's report, but answers ``None`` ("re-key
 everything") once after every regime flip (entering or leaving a failing step) or failure to report.
 An application event that fails inside an engine's cached order (``app_events_keep_keys``) leaves keys
@@ -69,6 +70,7 @@ class SafePolicy(Policy):
         self.needs_cost = inner.needs_cost  # type: ignore[misc]
         self.listens_to_service = inner.listens_to_service  # type: ignore[misc]
         self.reports_changed_apps = inner.reports_changed_apps  # type: ignore[misc]
+        self.capacity_keeps_keys = inner.capacity_keeps_keys  # type: ignore[misc]
         self.fallbacks = 0
         """Exceptions (or invalid keys) caught from the wrapped policy; each forced FCFS for its step."""
         self.fallback_steps = 0
@@ -133,30 +135,44 @@ class SafePolicy(Policy):
         else:
             log.debug("policy %s failed again in %s(): %r (fallback #%d)", self.inner.name, where, exc, self.fallbacks)
 
-    def _call(self, where: str, *args: Any) -> None:
-        try:
-            getattr(self.inner, where)(*args)
-        except Exception as exc:  # noqa: BLE001 - the point of this class
-            self._fail(where, exc)
-
     # ------------------------------------------------------------------ events
+    # Each event forwards directly (no getattr or argument packing): served() runs for every running
+    # request and tick() every step in the vLLM plugin, so the wrapper costs one call level only.
     def set_capacity(self, capacity_tokens: float, iteration_s: float | None = None) -> None:
-        self._call("set_capacity", capacity_tokens, iteration_s)
+        try:
+            self.inner.set_capacity(capacity_tokens, iteration_s)
+        except Exception as exc:  # noqa: BLE001 - the point of this class
+            self._fail("set_capacity", exc)
 
     def app_arrived(self, app: AppInfo, now: float) -> None:
-        self._call("app_arrived", app, now)
+        try:
+            self.inner.app_arrived(app, now)
+        except Exception as exc:  # noqa: BLE001
+            self._fail("app_arrived", exc)
 
     def request_arrived(self, req: Req, now: float) -> None:
-        self._call("request_arrived", req, now)
+        try:
+            self.inner.request_arrived(req, now)
+        except Exception as exc:  # noqa: BLE001
+            self._fail("request_arrived", exc)
 
     def served(self, req: Req, prefill_tokens: int, decode_tokens: int, held_token_iters: float, now: float) -> None:
-        self._call("served", req, prefill_tokens, decode_tokens, held_token_iters, now)
+        try:
+            self.inner.served(req, prefill_tokens, decode_tokens, held_token_iters, now)
+        except Exception as exc:  # noqa: BLE001
+            self._fail("served", exc)
 
     def request_finished(self, req: Req, now: float) -> None:
-        self._call("request_finished", req, now)
+        try:
+            self.inner.request_finished(req, now)
+        except Exception as exc:  # noqa: BLE001
+            self._fail("request_finished", exc)
 
     def app_finished(self, app_id: str, now: float) -> None:
-        self._call("app_finished", app_id, now)
+        try:
+            self.inner.app_finished(app_id, now)
+        except Exception as exc:  # noqa: BLE001
+            self._fail("app_finished", exc)
         # A policy that failed here may keep the application's state; the engine has forgotten it.
         # Drop the base registry entry at least, so ``apps`` does not grow without bound.
         self.inner.apps.pop(app_id, None)
@@ -166,7 +182,10 @@ class SafePolicy(Policy):
         if self.failing:
             self.failing = False
             self._bumps += 1
-        self._call("tick", now)
+        try:
+            self.inner.tick(now)
+        except Exception as exc:  # noqa: BLE001
+            self._fail("tick", exc)
 
     # ------------------------------------------------------------------ the question
     def key(self, req: Req) -> Key:

@@ -21,6 +21,7 @@ class AppFCFS(Policy):
     """First come, first served over *applications* (Parrot-style)."""
 
     name = "app_fcfs"
+    capacity_keeps_keys = True  # the key reads no capacity or iteration time
     app_events_keep_keys = True  # arrivals/finishes never re-key other apps
 
     def key(self, req: Req) -> Key:

@@ -10,6 +10,7 @@ class FCFS(Policy):
     """First come, first served over *requests* (vLLM ``--scheduling-policy fcfs``)."""
 
     name = "fcfs"
+    capacity_keeps_keys = True  # the key reads no capacity or iteration time
     app_events_keep_keys = True  # arrivals/finishes never re-key other apps
 
     def key(self, req: Req) -> Key:

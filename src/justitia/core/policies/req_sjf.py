@@ -51,6 +51,7 @@ class ReqSJF(Policy):
     """Shortest predicted request (prompt + per-type mean output) first."""
 
     name = "req-sjf"
+    capacity_keeps_keys = True  # the key reads no capacity or iteration time
     listens_to_service: ClassVar[bool] = True  # counts each request's decoded tokens
     app_events_keep_keys = True
 
