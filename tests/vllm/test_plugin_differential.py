@@ -38,6 +38,9 @@ class StepClock:
     def monotonic(self) -> float:
         return self.t
 
+    def time(self) -> float:  # the wall clock (the plugin maps vLLM's arrival_time onto its own clock)
+        return 1.7e9 + self.t
+
 
 def _plain(x: Any) -> Any:
     if isinstance(x, Req) or type(x).__name__ == "Req":
