@@ -67,10 +67,11 @@ def test_critical_path_adds_to_the_allowance(run, workload):
     assert got["a"].critical_path_s == pytest.approx(0.05)
     assert got["b"].critical_path_s == pytest.approx(0.30)
     # + bound eq. 5: the hand workload's prompts do not fit beside the others in M = 100: p_i / M (capped
-    # at 1) of the longest other call's 5 iterations, 0.05 s for b, 0.97 · 0.05 s for c
-    assert got["b"].allowed_delay_s == pytest.approx(0.60 + 0.05)
-    assert got["c"].allowed_delay_s == pytest.approx(0.35 + 0.97 * 0.05)
-    # b (0.55 <= 0.65) is within its engine-aware allowance now; c (0.5 > 0.3985) is not
+    # at 1) of the longest other call's 5 iterations, 0.05 s for b, 0.97 · 0.05 s for c; + the step in
+    # progress at arrival (one 0.01 s iteration)
+    assert got["b"].allowed_delay_s == pytest.approx(0.60 + 0.05 + 0.01)
+    assert got["c"].allowed_delay_s == pytest.approx(0.35 + 0.97 * 0.05 + 0.01)
+    # b (0.55 <= 0.66) is within its engine-aware allowance now; c (0.5 > 0.4085) is not
     assert not got["b"].over_bound and got["c"].over_bound and not got["a"].over_bound
     assert m.apps_over_fair_bound == 1
     assert m.apps_over_pfq_bound == 2
@@ -126,7 +127,7 @@ def test_critical_path_can_use_the_real_iteration_time(run, workload):
     m = evaluate(run, workload, path_iteration_s=0.02)
     c = next(a for a in m.apps if a.app_id == "c")
     assert c.critical_path_s == pytest.approx(0.10)
-    assert c.allowed_delay_s == pytest.approx(0.3 + 0.10 + 0.97 * 0.10)  # eq. 5's term at 0.02 s too
+    assert c.allowed_delay_s == pytest.approx(0.3 + 0.10 + 0.97 * 0.10 + 0.02)  # eq. 5's terms at 0.02 s too
     assert c.fair_finish_s == pytest.approx(0.4)  # the reference itself is unchanged
 
 

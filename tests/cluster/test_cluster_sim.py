@@ -75,7 +75,7 @@ def test_cluster_bound_is_the_single_server_bound_for_one_replica_and_widens_wit
     for a in m4.apps:  # packet term of one replica + pinning term + own critical path + one replica's blocking
         frag = fragmentation_blocking_s(specs[a.app_id], apps, M, IT)
         assert a.allowed_delay_s == pytest.approx(c_max / M * IT + a.cost * IT * (1 / M - 1 / (4 * M))
-                                                  + a.critical_path_s + frag)
+                                                  + a.critical_path_s + frag + IT)  # + the step in progress
 
 
 def test_fragmentation_terms_match_bound_eq5_per_app() -> None:
@@ -102,8 +102,8 @@ def test_cluster_bound_by_hand() -> None:
     packet = 2775 / 100
     # a: 60 + 80 held by b > 100 -> blocked for b's longest call (50 iterations) x 60/100 of the cache;
     # over the pooled 200 it would fit (0). b: 30 + 70 <= 100 fits -> 0.
-    assert got["a"] == pytest.approx(packet + 655 * (1 / 100 - 1 / 200) + 10 + 50 * 0.6)
-    assert got["b"] == pytest.approx(packet + 2775 * (1 / 100 - 1 / 200) + 50 + 0.0)
+    assert got["a"] == pytest.approx(packet + 655 * (1 / 100 - 1 / 200) + 10 + 50 * 0.6 + 1)  # + step in progress
+    assert got["b"] == pytest.approx(packet + 2775 * (1 / 100 - 1 / 200) + 50 + 0.0 + 1)
 
 
 def test_simulate_replicas_writes_the_summary_with_cluster_fields(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -222,13 +222,34 @@ def check_bound(apps: list[AppSpec], name: str = "justitia") -> Any:
                     prefill_tokens_per_iter=cfg.max_num_batched_tokens, path_iteration_s=path_s)
 
 
+def lane_slack_s(apps: list[AppSpec], name: str) -> float:
+    """The extra delay ``justitia-lane`` may add to bound eq. 5: its lane serves one application's calls
+    right behind the head, ahead of everyone else's turn, for as long as that application is the lane
+    (at most its whole cost): ``C_max / M`` at the reference rate. 0 for every other policy.
+    (CI's hypothesis found apps 0.1-1 % over the plain bound under the lane: the lane app jumped ahead.)"""
+    if name != "justitia-lane":
+        return 0.0
+    it_s, _ = measure_iteration_s(apps, CFG.replace(check_invariants=False))
+    return max(a.cost for a in apps) / CFG.kv_capacity * it_s
+
+
+def over_bound(apps: list[AppSpec], name: str) -> list[tuple[str, float, float]]:
+    m = check_bound(apps, name)
+    slack = lane_slack_s(apps, name)
+    return [(a.app_id, a.delay_vs_fair_s, a.allowed_delay_s + slack) for a in m.apps
+            if a.delay_vs_fair_s > a.allowed_delay_s + slack + 1e-9]
+
+
 @pytest.mark.parametrize("name", ["justitia", "justitia-lane"])
 @settings(max_examples=EXAMPLES + 10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(apps=workloads(max_apps=8, max_stages=1))
 def test_justitia_oracle_single_stage_apps_finish_within_the_fair_bound(name: str, apps: list[AppSpec]) -> None:
-    m = check_bound(apps, name)
-    late = [(a.app_id, a.delay_vs_fair_s, a.allowed_delay_s) for a in m.apps if a.over_bound]
-    assert m.apps_over_fair_bound == 0, late
+    if name == "justitia":
+        m = check_bound(apps, name)
+        late = [(a.app_id, a.delay_vs_fair_s, a.allowed_delay_s) for a in m.apps if a.over_bound]
+        assert m.apps_over_fair_bound == 0, late
+    else:  # the lane's bound: eq. 5 + C_max / M
+        assert not over_bound(apps, name)
 
 
 @pytest.mark.parametrize("name", ["justitia", "justitia-lane"])
@@ -236,9 +257,7 @@ def test_justitia_oracle_single_stage_apps_finish_within_the_fair_bound(name: st
 @given(apps=workloads(max_apps=8, max_stages=3))
 def test_justitia_oracle_multi_stage_apps_finish_within_the_fair_bound(name: str, apps: list[AppSpec]) -> None:
     # Stages and tool delays break the fluid assumption; bound eq. 5 adds each app's critical path.
-    m = check_bound(apps, name)
-    late = [(a.app_id, a.delay_vs_fair_s, a.allowed_delay_s) for a in m.apps if a.over_bound]
-    assert m.apps_over_fair_bound == 0, late
+    assert not over_bound(apps, name)
 
 
 @pytest.mark.parametrize("name", ["justitia", "justitia-plus", "justitia-lane"])
@@ -249,8 +268,9 @@ def test_justitia_oracle_finishes_within_the_papers_bound_plus_its_critical_path
     # rate), with each app's critical path added: the fluid reference lets an app use all of M at once.
     m = check_bound(apps, name)
     assert m.paper_bound_s >= m.fair_bound_s > 0
-    late = [(a.app_id, a.delay_vs_fair_s, m.paper_bound_s + a.critical_path_s) for a in m.apps
-            if a.delay_vs_fair_s > m.paper_bound_s + a.critical_path_s + 1e-6]
+    slack = lane_slack_s(apps, name)
+    late = [(a.app_id, a.delay_vs_fair_s, m.paper_bound_s + a.critical_path_s + slack) for a in m.apps
+            if a.delay_vs_fair_s > m.paper_bound_s + a.critical_path_s + slack + 1e-6]
     assert not late
 
 
@@ -351,3 +371,16 @@ def test_regression_a_prompt_kept_out_by_running_requests_is_within_the_bound(ap
     assert a0.completion_s == max(a.completion_s for a in m.apps)
     # and bound eq. 5 covers it
     assert m.apps_over_fair_bound == 0
+
+
+def test_regression_an_app_arriving_mid_step_waits_for_it_within_bound_eq5() -> None:
+    """Found by CI's hypothesis run: three one-token apps 1-3 ms apart; a2 arrives while a1's step runs and
+    steps are not preempted, so it waits for that step: 0.1 ms past bound eq. 5 until eq. 5 counted the step
+    in progress (one iteration). Now within it, under justitia and under the lane's bound."""
+    one = (Stage((Call(1, 1),)),)
+    apps = [AppSpec("a0", 0.004, "t1", one), AppSpec("a1", 0.0, "t1", one), AppSpec("a2", 0.001, "t1", one)]
+    m = check_bound(apps, "justitia")
+    a2 = next(a for a in m.apps if a.app_id == "a2")
+    assert a2.delay_vs_fair_s > a2.critical_path_s + m.fair_bound_s  # it did wait for a1's step
+    assert m.apps_over_fair_bound == 0
+    assert not over_bound(apps, "justitia-lane")

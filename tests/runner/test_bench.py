@@ -59,8 +59,9 @@ def test_one_reference_for_all_runs() -> None:
     # by hand: each app costs 50·10 + 10·11/2 = 555 token·iterations (cost eq. 1) and runs alone in the
     # reference (y arrives at 1 s, long after x left) at M / step = 2048 / 0.2 = 10,240 per second
     assert fa == pytest.approx({"x": 555 / 10_240, "y": 1.0 + 555 / 10_240})
-    # allowance (bound eq. 3): C_max / M · step = 555 / 10,240 s plus the critical path, 10 decode steps of 0.2 s
-    assert [m.allowed_delay_s for m in metrics[0].apps] == pytest.approx([555 / 10_240 + 10 * 0.2] * 2)
+    # allowance (bound eq. 5): C_max / M · step = 555 / 10,240 s plus the critical path, 10 decode steps of
+    # 0.2 s, plus the step in progress at arrival (0.2 s)
+    assert [m.allowed_delay_s for m in metrics[0].apps] == pytest.approx([555 / 10_240 + 10 * 0.2 + 0.2] * 2)
     assert (metrics[0].mean_act_s, metrics[1].mean_act_s) == pytest.approx((3.0, 1.5))  # (4 + 2) / 2, (1 + 2) / 2
     with pytest.raises(ValueError, match="different KV capacities"):
         evaluate_runs([a, bench_run("vtc", {"x": 1.0}, (1.0, 10.0), cap=4096.0)])

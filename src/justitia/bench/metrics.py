@@ -55,10 +55,14 @@ does not. Example (4 apps, ``M`` = 1024): a 283+300-token request admitted 0.1 m
 prompt arrives holds 18–37 of 64 blocks for 300 iterations, the prompt needs 38 and waits them all out
 (``C/M`` = 127 iterations); two 274-token sequences against a 577-token prompt do the same. So
 
-    allowed_delay_i = fair_bound_s + critical_path_s(i) + blocking_s(i)                (bound eq. 5)
+    allowed_delay_i = fair_bound_s + critical_path_s(i) + blocking_s(i) + iteration     (bound eq. 5)
 
 with ``blocking_s(i) = p_i / M · D_max`` (:func:`fragmentation_blocking_s`), 0 if ``i``'s largest
-prompt fits beside all other apps' calls at once (it can never wait).
+prompt fits beside all other apps' calls at once (it can never wait). The last term is the engine step
+in progress when ``i`` arrives: steps are not preempted, so a request arriving mid-step waits for it (the
+PGPS "packet in transmission", with the step as the packet; one iteration at the critical path's
+measured iteration time). Found by hypothesis: three one-token apps arriving 1 ms apart, the second
+0.1 ms past eq. 5 without it.
 
 ``apps_over_fair_bound`` counts apps with ``delay_vs_fair_s > allowed_delay_i`` (plus a tiny epsilon).
 This is an engineering carry-over, not a theorem. It further assumes (a) the engine sustains the
@@ -399,7 +403,7 @@ def evaluate(
                 cost=r.cost,
                 estimated_cost=r.estimated_cost,
                 critical_path_s=path,
-                allowed_delay_s=bound + path + frag,
+                allowed_delay_s=bound + path + frag + path_it,
             )
         )
     return PolicyMetrics(
