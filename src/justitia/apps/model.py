@@ -50,6 +50,11 @@ class AppSpec:
         return sum(c.cost for s in self.stages for c in s.calls)
 
     @property
+    def compute_cost(self) -> int:
+        """VTC's cost of the whole application, ``Σ (p + 2d)`` (the contrast of §4.1; Justitia/C's tag)."""
+        return sum(c.prompt_tokens + 2 * c.output_tokens for s in self.stages for c in s.calls)
+
+    @property
     def num_calls(self) -> int:
         return sum(len(s.calls) for s in self.stages)
 
@@ -146,7 +151,7 @@ def arrival_features(spec: AppSpec, *, hints: bool = False) -> dict[str, Any]:
         "prompt_tokens_total": int(sum(prompts)),
         "prompt_tokens_max": int(max(prompts)),
         # VTC's cost of the whole app, Σ (p + 2d): what the oracle of Justitia/C's ablation tags with
-        "compute_cost": int(sum(c.prompt_tokens + 2 * c.output_tokens for c in spec.calls())),
+        "compute_cost": spec.compute_cost,
     }
     if hints:
         feats["hint_stages"] = len(spec.stages)

@@ -80,7 +80,7 @@ def _spearman(x: np.ndarray, y: np.ndarray) -> float:
 def cost_order_agreement(apps: Sequence[AppSpec]) -> dict[str, float]:
     """How alike the memory cost (eq. 1–2) and VTC's ``p + 2d`` order the agents (Fig. 11's cause)."""
     mem = np.array([a.cost for a in apps])
-    comp = np.array([sum(c.prompt_tokens + 2 * c.output_tokens for c in a.calls()) for a in apps], dtype=float)
+    comp = np.array([a.compute_cost for a in apps], dtype=float)
     return {"spearman": _spearman(mem, comp), "pairs_flipped": _pair_disagreement(mem, comp)}
 
 
