@@ -31,19 +31,9 @@ _FMT = struct.Struct("<q")
 
 
 def read_step_file(path: str | Path) -> int:
-    """The step count the engine last wrote to ``path`` (0 before its first step)."""
-    try:
-        with open(path, "rb") as f:
-            for _ in range(3):  # a read racing a write may see a torn value: read until two agree
-                a = f.read(8)
-                f.seek(0)
-                b = f.read(8)
-                f.seek(0)
-                if a == b:
-                    break
-    except FileNotFoundError:
-        return 0
-    return _FMT.unpack(a)[0] if len(a) == 8 else 0
+    """The step count the engine last wrote to ``path`` (0 before its first step): one read."""
+    with StepFileCounter(path) as count:
+        return count()
 
 
 def write_step_file(fd: int, steps: int) -> None:
