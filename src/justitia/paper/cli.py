@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
             "Fig. 7 (mean/P90 JCT × load × policy), Fig. 8 (fair-ratio CDF), Fig. 9 (elephant among mice), "
             "Fig. 10 (noisy costs), Fig. 11 (Justitia with VTC's cost), Table 1 (predictors) and Fig. 12 "
             "(scheduling time per decision), side by side with the paper's numbers: OUT/REPORT.md, "
-            "OUT/results.json, OUT/fig*.png. About 15 min on 2 cores; --quick about 3."
+            "OUT/results.json, OUT/fig*.png. About 8 min on 2 idle cores; --quick about 1 (measured)."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
