@@ -36,6 +36,11 @@ engine steps ÷ FCFS 0.948 / 1.019 / 0.974 (justitia 1.017 / 1.052 / 1.019), mea
 163 / 161 / 168): the steps come within 3 % of FCFS's (seed 7: +3.1 % on the means), most of the ACT
 gain stays on seed 0 (0.844 vs 0.756) but not on seed 7 (0.936 vs 0.841). No application over the fair
 bound (bound eq. 5) in any run. ``justitia`` stays the paper's algorithm; this is an option.
+
+Its guarantee is weaker than Justitia's: the lane serves one application ahead of the others' turn for
+as long as it holds the lane, so an application may end up to one more ``C_max / M`` (at the reference
+rate) past bound eq. 5; hypothesis found small workloads past eq. 5 itself (the property tests hold the
+lane to eq. 5 + ``C_max / M``).
 """
 
 from __future__ import annotations
